@@ -1,0 +1,37 @@
+"""The `synthloop` command: thin. It parses, loads a config, calls the library, says where outputs are.
+
+Every command that takes a config also takes `--set path.to.key=value` overrides. A bad config, a
+missing model or a run-directory conflict is reported in one line (exit code 2), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from synthloop.cli import generate, models, runs
+from synthloop.cli.common import friendly_errors
+
+app = typer.Typer(
+    name="synthloop",
+    help="Make LLMs better with data they make themselves: DSPy programs generate data on a local engine, "
+    "judges filter it, TRL trains on it, loops repeat.\n\n"
+    "Start with:  synthloop generate configs/quickstart.yaml",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(models.app, name="models")
+app.add_typer(runs.app, name="runs")
+app.command("generate")(generate.generate)
+
+
+def main() -> None:
+    with friendly_errors():
+        app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

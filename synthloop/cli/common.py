@@ -1,0 +1,75 @@
+"""What every command shares: the console, one-line errors, quiet third-party logging, config loading."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+console = Console(stderr=True)
+out = Console()
+
+T = TypeVar("T")
+
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a config key: --set engine.model=./ckpt --set num_records=200.",
+        show_default=False,
+    ),
+]
+
+
+def fail(message: str, code: int = 2) -> None:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def friendly_errors() -> Iterator[None]:
+    """The errors a user can fix are printed as one line; anything else keeps its traceback."""
+    from synthloop.configs import ConfigError
+    from synthloop.engines.registry import ModelNotFoundError
+    from synthloop.engines.types import EngineError
+    from synthloop.runs.run_dir import RunConflictError
+
+    try:
+        yield
+    except (ConfigError, ModelNotFoundError, RunConflictError, EngineError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted[/]: rerun the same command to resume where it stopped")
+        sys.exit(130)
+
+
+def quiet_libraries() -> None:
+    """Progress bars and INFO chatter of transformers/vLLM/DSPy drown ours; keep warnings and errors."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    for name in ("dspy", "LiteLLM", "httpx", "datasets"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    with contextlib.suppress(ImportError):
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+
+
+def load(model: type[T], path: Path, overrides: list[str] | None) -> T:
+    from synthloop.configs import load_config
+
+    return load_config(model, path, overrides or [])

@@ -1,0 +1,82 @@
+"""The engine interface: batch-first, thread-safe, usable from sync code and from any event loop.
+
+An engine takes requests through `submit()` (returns at once with a future) and batches whatever is
+in flight on its own: vLLM by continuous batching, the transformers engine by micro-batching, the
+OpenAI client by keeping many requests on the wire. Callers saturate it by submitting many requests
+before waiting, which is what `generate()` and the DSPy bridge do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Coroutine, Sequence
+from typing import Any, ClassVar
+
+from synthloop.engines.types import ChatRequest, ChatResult
+
+
+class Engine(ABC):
+    kind: ClassVar[str]
+    #: whether `ChatRequest.json_schema` is enforced by constrained decoding
+    supports_json_schema: ClassVar[bool] = True
+
+    def __init__(self, model: str):
+        self.model = model
+
+    @abstractmethod
+    def submit(self, request: ChatRequest) -> concurrent.futures.Future[ChatResult]:
+        """Queue one request; thread-safe; the future fails with `EngineError` on failure."""
+
+    async def agenerate(self, request: ChatRequest) -> ChatResult:
+        return await asyncio.wrap_future(self.submit(request))
+
+    def generate(self, requests: Sequence[ChatRequest], *, progress: str | None = None) -> list[ChatResult]:
+        """Run a batch: everything is submitted before anything is awaited, so the engine stays full."""
+        futures = [self.submit(r) for r in requests]
+        if progress:
+            from synthloop.runs.progress import wait_with_progress
+
+            wait_with_progress(futures, progress)
+        return [f.result() for f in futures]
+
+    def describe(self) -> dict[str, Any]:
+        """Provenance written into every record: which engine and model produced it."""
+        return {"engine": self.kind, "model": self.model}
+
+    def close(self) -> None:  # noqa: B027 - engines without resources need no close
+        """Free the engine's memory and processes (loops alternate generation and training)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LoopThread:
+    """An asyncio event loop running in a daemon thread, for engines built on async clients."""
+
+    def __init__(self, name: str):
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> concurrent.futures.Future:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def call(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
+        return self.submit(coro).result(timeout)
+
+    def stop(self) -> None:
+        if self.loop.is_running():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self.loop.close()

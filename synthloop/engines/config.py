@@ -1,0 +1,61 @@
+"""The `engine:` section of every config."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from synthloop.configs import RUNTIME, Config
+
+EngineKind = Literal["auto", "vllm", "transformers", "openai"]
+
+
+class EngineConfig(Config):
+    kind: EngineKind = Field(
+        "auto",
+        description="vllm (in-process, the default when installed), transformers (any machine), "
+        "openai (any OpenAI-compatible server), or auto: vllm if importable, else transformers.",
+    )
+    model: str = Field(
+        "smollm2-135m-instruct",
+        description="A registered name (`synthloop models list`), a local checkpoint directory, or a hub id.",
+    )
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="auto: bfloat16 for vLLM, float32 for transformers on CPU, bfloat16 on GPU."
+    )
+    max_model_len: int = Field(4096, ge=128, description="Context length (prompt + completion) in tokens.")
+    # vLLM
+    kv_cache_gib: float = Field(1.0, gt=0, description="vLLM on CPU: KV-cache size in GiB.", json_schema_extra=RUNTIME)
+    enforce_eager: bool | None = Field(
+        None,
+        description="vLLM: skip torch.compile (starts in ~25 s instead of ~90 s on CPU). Default: True on CPU.",
+        json_schema_extra=RUNTIME,
+    )
+    max_num_seqs: int = Field(256, ge=1, description="vLLM: most sequences decoded at once.", json_schema_extra=RUNTIME)
+    gpu_memory_utilization: float = Field(
+        0.85, gt=0, le=1, description="vLLM on GPU: share of GPU memory.", json_schema_extra=RUNTIME
+    )
+    # transformers
+    batch_size: int = Field(
+        32, ge=1, description="transformers: most requests decoded in one padded batch.", json_schema_extra=RUNTIME
+    )
+    # OpenAI-compatible servers
+    base_url: str | None = Field(
+        None, description="openai: the server's /v1 URL, e.g. http://127.0.0.1:8000/v1.", json_schema_extra=RUNTIME
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="openai: the environment variable that holds the API key (never the key).",
+        json_schema_extra=RUNTIME,
+    )
+    max_concurrency: int = Field(64, ge=1, description="openai: most requests in flight.", json_schema_extra=RUNTIME)
+    timeout_s: float = Field(
+        120.0, gt=0, description="openai: per-request timeout in seconds.", json_schema_extra=RUNTIME
+    )
+    json_string_max_chars: int | None = Field(
+        None,
+        ge=1,
+        description="Constrained JSON output: the longest string a field may hold. Default: derived from "
+        "max_tokens so that the JSON always closes before the token budget ends.",
+    )

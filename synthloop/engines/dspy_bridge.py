@@ -1,0 +1,139 @@
+"""The DSPy bridge: a `dspy.LM` whose every call goes into a synthloop engine.
+
+DSPy 3.4 takes custom engines as objects with `complete(lm15.Request) -> lm15.Response`
+(`dspy.LM(engine=..., async_engine=...)`). The bridge declares response-schema support, so DSPy's
+JSONAdapter sends each signature's output schema, which the engine enforces by constrained decoding
+(bounded by `json_schema.bound_schema` so it always closes): small models then return parseable
+fields on every call. Calls from many threads or tasks reach the engine concurrently, where they
+are batched; `synthloop.runs.generate` runs a program over a dataset that way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dspy
+from dspy.lm15 import Message, Request, Response, TextPart, Usage
+
+from synthloop.engines import sample_context
+from synthloop.engines.base import Engine
+from synthloop.engines.json_schema import bound_schema
+from synthloop.engines.types import ChatRequest, ChatResult, EngineError, Sampling
+
+
+class TruncatedOutputError(EngineError):
+    """The completion hit max_tokens: its fields would be cut off, so it counts as unparseable."""
+
+
+def _messages(request: Request) -> tuple[dict[str, str], ...]:
+    out = []
+    if request.system is not None:
+        system = request.system if isinstance(request.system, str) else "".join(p.text for p in request.system)
+        out.append({"role": "system", "content": system})
+    for m in request.messages:
+        out.append({"role": m.role, "content": m.text or ""})
+    return tuple(out)
+
+
+class _Translator:
+    supports_response_schema = True
+    supports_function_calling = False
+    supports_reasoning = False
+    supported_params = frozenset({"temperature", "max_tokens", "top_p", "stop", "seed", "response_format"})
+
+    def __init__(self, engine: Engine, *, defaults: Sampling, json_max_chars: int | None, reject_truncated: bool):
+        self.engine = engine
+        self.defaults = defaults
+        self.json_max_chars = json_max_chars
+        self.reject_truncated = reject_truncated
+
+    def chat_request(self, request: Request) -> ChatRequest:
+        c = request.config
+        ctx = sample_context.current()
+        seed = c.seed if c.seed is not None else (ctx.seed if ctx else self.defaults.seed)
+        sampling = Sampling(
+            temperature=c.temperature if c.temperature is not None else self.defaults.temperature,
+            top_p=c.top_p if c.top_p is not None else self.defaults.top_p,
+            max_tokens=c.max_tokens or self.defaults.max_tokens,
+            seed=seed,
+            stop=tuple(c.stop) or self.defaults.stop,
+        )
+        schema = None
+        fmt = c.response_format
+        if fmt and fmt.get("type") == "json_schema" and self.engine.supports_json_schema:
+            schema = bound_schema(fmt["schema"], sampling.max_tokens, self.json_max_chars)
+        return ChatRequest(
+            messages=_messages(request), sampling=sampling, json_schema=schema, sample_index=ctx.attempt if ctx else 0
+        )
+
+    def response(self, request: Request, result: ChatResult) -> Response:
+        completion = result.completions[0]
+        if self.reject_truncated and completion.finish_reason == "length":
+            raise TruncatedOutputError(
+                f"output cut off at max_tokens={request.config.max_tokens or self.defaults.max_tokens}"
+            )
+        return Response(
+            id=None,
+            model=request.model,
+            message=Message.assistant([TextPart(completion.text)]),
+            finish_reason="length" if completion.finish_reason == "length" else "stop",
+            usage=Usage(input_tokens=result.prompt_tokens, output_tokens=completion.output_tokens),
+        )
+
+
+class BridgeEngine(_Translator):
+    """DSPy's sync engine: blocks the calling thread, not the engine."""
+
+    def complete(self, request: Request) -> Response:
+        return self.response(request, self.engine.submit(self.chat_request(request)).result())
+
+    def stream(self, request: Request):
+        from dspy.lm15 import response_to_events
+
+        return response_to_events(self.complete(request))
+
+    def close(self) -> None:
+        pass
+
+
+class AsyncBridgeEngine(_Translator):
+    """DSPy's async engine: awaits the engine's future on the caller's event loop."""
+
+    async def complete(self, request: Request) -> Response:
+        return self.response(request, await self.engine.agenerate(self.chat_request(request)))
+
+    async def stream(self, request: Request):
+        from dspy.lm15 import response_to_events
+
+        for event in response_to_events(await self.complete(request)):
+            yield event
+
+    async def aclose(self) -> None:
+        pass
+
+
+def dspy_lm(
+    engine: Engine,
+    *,
+    temperature: float = 0.7,
+    max_tokens: int = 256,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    json_max_chars: int | None = None,
+    reject_truncated: bool = True,
+    **kwargs: Any,
+) -> dspy.LM:
+    """A `dspy.LM` backed by `engine`. DSPy's own cache and retries are off: runs have a request cache
+    on disk and retry with fresh samples themselves."""
+    defaults = Sampling(temperature=temperature, max_tokens=max_tokens, top_p=top_p, seed=seed)
+    options = dict(defaults=defaults, json_max_chars=json_max_chars, reject_truncated=reject_truncated)
+    return dspy.LM(
+        model=f"synthloop/{engine.model}",
+        engine=BridgeEngine(engine, **options),
+        async_engine=AsyncBridgeEngine(engine, **options),
+        cache=False,
+        num_retries=0,
+        temperature=temperature,
+        max_tokens=max_tokens,
+        **kwargs,
+    )

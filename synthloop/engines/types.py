@@ -1,0 +1,88 @@
+"""What goes into an engine and what comes out: chat requests in, completions with token counts out."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FinishReason = Literal["stop", "length", "error"]
+
+
+class Sampling(BaseModel):
+    """Sampling parameters of one request (the same names as vLLM and the OpenAI API)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    temperature: float = Field(0.7, ge=0.0, le=2.0, description="Softmax temperature; 0 is greedy.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_tokens: int = Field(256, ge=1, description="Most tokens generated per completion.")
+    n: int = Field(1, ge=1, description="Completions per request.")
+    seed: int | None = Field(None, description="Sampling seed; the same request and seed give the same output.")
+    stop: tuple[str, ...] = Field((), description="Strings that end a completion.")
+
+
+class ChatRequest(BaseModel):
+    """One chat request. `sample_index` tells apart requests that are otherwise identical on purpose
+    (e.g. the retry of an unparseable answer), so they get their own seed and their own cache entry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messages: tuple[dict[str, str], ...]
+    sampling: Sampling = Sampling()
+    json_schema: dict[str, Any] | None = None
+    sample_index: int = 0
+
+    def canonical(self, model: str) -> dict[str, Any]:
+        """Everything that determines the output, and nothing else (never credentials)."""
+        return {
+            "model": model,
+            "messages": [dict(m) for m in self.messages],
+            "sampling": self.sampling.model_dump(),
+            "json_schema": self.json_schema,
+            "sample_index": self.sample_index,
+        }
+
+    def cache_key(self, model: str) -> str:
+        blob = json.dumps(self.canonical(model), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Completion(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str
+    finish_reason: FinishReason
+    output_tokens: int
+
+
+class ChatResult(BaseModel):
+    """The `n` completions of one request."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    completions: list[Completion]
+    prompt_tokens: int
+    cached: bool = False
+
+    @property
+    def text(self) -> str:
+        return self.completions[0].text
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(c.output_tokens for c in self.completions)
+
+
+class EngineError(RuntimeError):
+    """A request failed. `transient` errors (timeouts, overload, 5xx) are worth retrying."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
+
+
+class PromptTooLongError(EngineError):
+    """The prompt does not fit the model's context (max_model_len); retrying cannot help."""

