@@ -31,7 +31,7 @@ SetOption = Annotated[
 
 
 def fail(message: str, code: int = 2) -> None:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -46,7 +46,7 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except (ConfigError, ModelNotFoundError, RunConflictError, EngineError, FileNotFoundError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: rerun the same command to resume where it stopped")

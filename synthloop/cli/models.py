@@ -20,8 +20,10 @@ def list_models() -> None:
     from synthloop.engines import registry
 
     table = Table(title="models (engine.model accepts these names, a local directory, or a hub id)")
-    for column in ("name", "status", "description", "path"):
-        table.add_column(column, overflow="fold")
+    table.add_column("name", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("description", overflow="fold")
+    table.add_column("path", overflow="fold")
     for row in registry.list_models():
         table.add_row(row["name"], row["status"], row["description"], row["path"])
     out.print(table)

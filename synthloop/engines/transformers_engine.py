@@ -55,6 +55,8 @@ class TransformersEngine(Engine):
         self.batch_size = cfg.batch_size
         self.batch_wait_s = batch_wait_s
         self.eos_ids = self._eos_ids()
+        #: how requests were batched (for tests and benchmarks): forward batches run, rows decoded, largest batch
+        self.stats = {"batches": 0, "rows": 0, "max_rows": 0}
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._closed = False
         self._worker = threading.Thread(target=self._work, name="synthloop-transformers", daemon=True)
@@ -144,6 +146,9 @@ class TransformersEngine(Engine):
         if not prompts:
             return outcomes
         enc = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        self.stats["batches"] += 1
+        self.stats["rows"] += len(prompts)
+        self.stats["max_rows"] = max(self.stats["max_rows"], len(prompts))
         prompt_len = enc["input_ids"].shape[1]
         processors = []
         schemas = [requests[o].json_schema for o in owners]
@@ -190,7 +195,7 @@ class TransformersEngine(Engine):
     def _grammar_processor(self, schemas: list[dict]):
         from synthloop.engines.sampling import GrammarConstraint
 
-        grammars = [self._compiled(json.dumps(s, sort_keys=True)) for s in schemas]
+        grammars = [self._compiled(json.dumps(s)) for s in schemas]  # key order is the output order
         return GrammarConstraint(grammars, self.hf_model.config.vocab_size)
 
     @functools.cached_property

@@ -86,7 +86,9 @@ def load_seed_tasks(path: Path) -> list[str]:
 
 def clean_task(text: str) -> str:
     text = text.strip().split("\n\n")[0].strip()
-    return _LEADING_JUNK.sub("", text).strip().strip('"').strip()
+    while (stripped := _LEADING_JUNK.sub("", text, count=1).strip()) != text:
+        text = stripped
+    return text.strip('"').strip()
 
 
 class SelfInstruct(SynthProgram):

@@ -1,0 +1,63 @@
+"""Shared test helpers: running the real CLI in a subprocess, writing configs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED_TASKS = ROOT.parent / "shared" / "data" / "self_instruct" / "seed_tasks.jsonl"
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "synthloop", *args],
+        cwd=cwd,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def popen_cli(*args: str, cwd: Path = ROOT) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "synthloop", *args],
+        cwd=cwd,
+        env=cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def write_config(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def tiny_generate_config(out_dir: Path, **overrides) -> dict:
+    """A self-instruct run on the tiny random model (transformers engine): seconds, any machine."""
+    config = {
+        "output_dir": str(out_dir),
+        "program": {"kind": "self_instruct", "seed_tasks": str(SEED_TASKS), "num_examples": 2, "min_words": 1},
+        "engine": {"kind": "transformers", "model": "tiny-random-chat", "batch_size": 16},
+        "sampling": {"temperature": 1.0, "max_tokens": 48},
+        "num_records": 30,
+        "seed": 0,
+        "concurrency": 8,
+        "show_examples": 0,
+    }
+    for key, value in overrides.items():
+        config[key] = value
+    return config
