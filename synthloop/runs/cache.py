@@ -1,0 +1,104 @@
+"""The request-level cache: one SQLite row per completed request, keyed by the hash of the canonical
+request (model, messages, sampling params with seed, schema, sample index; never credentials).
+
+`CachedEngine` wraps any engine with it. A resumed run asks the same requests again and gets the
+stored answers without touching the model, so work finished before a kill is never redone.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from synthloop.engines.base import Engine
+from synthloop.engines.types import ChatRequest, ChatResult
+
+
+class RequestCache:
+    def __init__(self, path: Path):
+        self.path = path
+        self._lock = threading.Lock()
+        self._closed = False
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, result TEXT NOT NULL, "
+                         "created REAL NOT NULL)")
+
+    def get(self, key: str) -> ChatResult | None:
+        with self._lock:
+            if self._closed:
+                return None
+            row = self._db.execute("SELECT result FROM responses WHERE key = ?", (key,)).fetchone()
+        return ChatResult.model_validate_json(row[0]) if row else None
+
+    def put(self, key: str, result: ChatResult) -> None:
+        blob = result.model_dump_json(exclude={"cached"})
+        with self._lock:
+            if self._closed:
+                return  # a request that finished after its run ended (cancelled item): nothing to keep it for
+            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, blob, time.time()))
+
+    def __len__(self) -> int:
+        with self._lock:
+            if self._closed:
+                return 0
+            return self._db.execute("SELECT COUNT(*) FROM responses").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+
+class CachedEngine(Engine):
+    """An engine in front of which completed requests are looked up first and stored after."""
+
+    def __init__(self, inner: Engine, cache: RequestCache):
+        super().__init__(inner.model)
+        self.inner = inner
+        self.kind = inner.kind  # type: ignore[misc]
+        self.supports_json_schema = inner.supports_json_schema  # type: ignore[misc]
+        self.cache = cache
+        self.hits = 0
+        self.misses = 0
+        self.output_tokens = 0
+        self.prompt_tokens = 0
+        self._stats_lock = threading.Lock()
+
+    def describe(self) -> dict[str, Any]:
+        return self.inner.describe()
+
+    def submit(self, request: ChatRequest) -> concurrent.futures.Future[ChatResult]:
+        key = request.cache_key(self.model)
+        hit = self.cache.get(key)
+        if hit is not None:
+            with self._stats_lock:
+                self.hits += 1
+            done: concurrent.futures.Future[ChatResult] = concurrent.futures.Future()
+            done.set_result(hit.model_copy(update={"cached": True}))
+            return done
+        with self._stats_lock:
+            self.misses += 1
+        future = self.inner.submit(request)
+
+        def store(f: concurrent.futures.Future[ChatResult]) -> None:
+            if f.cancelled() or f.exception() is not None:
+                return
+            result = f.result()
+            self.cache.put(key, result)
+            with self._stats_lock:
+                self.output_tokens += result.output_tokens
+                self.prompt_tokens += result.prompt_tokens
+
+        future.add_done_callback(store)
+        return future
+
+    def close(self) -> None:
+        """Closes the cache only; the inner engine belongs to whoever built it."""
+        self.cache.close()

@@ -1,0 +1,42 @@
+"""Export a run's records as a Hugging Face `datasets` directory, Parquet, or JSONL."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from synthloop.runs.run_dir import RunDir
+
+ExportFormat = Literal["hf", "parquet", "jsonl"]
+
+
+def load_dataset(run: RunDir, cache_dir: str | Path | None = None):
+    """The run's records as a `datasets.Dataset` (streamed from the shards, not held in a list)."""
+    from datasets import Dataset
+
+    def rows():
+        yield from run.iter_records()
+
+    return Dataset.from_generator(rows, cache_dir=str(cache_dir) if cache_dir else None)
+
+
+def export(run: RunDir, fmt: ExportFormat, out: str | Path) -> Path:
+    out = Path(out)
+    if fmt == "jsonl":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "w", encoding="utf-8") as handle:
+            for record in run.iter_records():
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        return out
+    with tempfile.TemporaryDirectory(prefix="synthloop-export-") as tmp:
+        dataset = load_dataset(run, cache_dir=tmp)
+        if fmt == "hf":
+            dataset.save_to_disk(str(out))
+        elif fmt == "parquet":
+            out.parent.mkdir(parents=True, exist_ok=True)
+            dataset.to_parquet(str(out))
+        else:
+            raise ValueError(f"unknown export format {fmt!r}; expected hf, parquet or jsonl")
+    return out

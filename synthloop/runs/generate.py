@@ -1,0 +1,287 @@
+"""Run a synthesis program over its inputs into a run directory: concurrent, streamed, resumable.
+
+Items run as asyncio tasks, at most `concurrency` at once; each task runs the DSPy program, whose
+model calls go through the bridge into one engine, where everything in flight is batched. Inputs
+are pulled lazily and records are written as they finish, so memory does not grow with the dataset.
+
+Failures: an unparseable or truncated output is retried with a fresh sample (a new seed), a
+transient engine error after a backoff; after `max_attempts` the item goes to errors.jsonl with its
+reason. A rerun skips items already kept or filtered, reuses cached responses, and retries failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dspy
+
+from synthloop.engines import sample_context
+from synthloop.engines.base import Engine
+from synthloop.engines.dspy_adapter import SchemaJSONAdapter
+from synthloop.engines.dspy_bridge import TruncatedOutputError, dspy_lm
+from synthloop.engines.types import EngineError, PromptTooLongError, Sampling
+from synthloop.runs.append_log import AppendLog, next_part
+from synthloop.runs.cache import CachedEngine, RequestCache
+from synthloop.runs.progress import RateMeter, console, make_progress
+from synthloop.runs.run_dir import ResumePolicy, RunDir
+from synthloop.synth.base import SynthProgram
+
+#: after this many consecutive permanent engine failures with no success, the run stops
+_CIRCUIT_BREAKER = 25
+
+
+class RunAborted(RuntimeError):
+    pass
+
+
+@dataclass
+class RunSummary:
+    run: RunDir
+    kept: int = 0
+    filtered: int = 0
+    failed: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+    output_tokens: int = 0
+    prompt_tokens: int = 0
+    cache_hits: int = 0
+    status: str = "running"
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.run.path
+
+
+def _classify(exc: BaseException) -> tuple[str, bool, bool]:
+    """(kind, retry with a new sample?, transient?) for an exception raised while running an item."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # follow the chain DSPy wraps engine errors in
+        if seen is None:
+            break
+        if isinstance(seen, TruncatedOutputError):
+            return "truncated", True, False
+        if isinstance(seen, dspy.utils.exceptions.AdapterParseError):
+            return "unparseable", True, False
+        if isinstance(seen, PromptTooLongError):
+            return "prompt_too_long", False, False
+        if isinstance(seen, EngineError):
+            return ("transient" if seen.transient else "engine"), seen.transient, seen.transient
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__, False, False
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:500] if text else type(exc).__name__
+
+
+def run_identity(program: SynthProgram, engine: dict[str, Any], sampling: Sampling, seed: int, *,
+                 caller_inputs: bool) -> dict[str, Any]:
+    """What determines a run's outputs; a rerun with a different identity does not reuse the directory."""
+    return {"program": program.describe(), "engine": engine, "sampling": sampling.model_dump(mode="json"),
+            "seed": seed, "inputs": "caller" if caller_inputs else "program"}
+
+
+def generate(
+    program: SynthProgram,
+    *,
+    engine: Engine,
+    run: str | Path,
+    inputs: Iterable[dict[str, Any]] | None = None,
+    num_records: int | None = None,
+    sampling: Sampling | None = None,
+    seed: int = 0,
+    concurrency: int = 64,
+    max_attempts: int = 3,
+    max_items: int | None = None,
+    resume: ResumePolicy = "if-unchanged",
+    config_yaml: str | None = None,
+    json_max_chars: int | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Run `program` into the run directory `run`; returns counts. See the module docstring."""
+    sampling = sampling or Sampling()
+    identity = run_identity(program, engine.describe(), sampling, seed, caller_inputs=inputs is not None)
+    rundir = RunDir.open(run, identity=identity, kind="generate", resume=resume, config_yaml=config_yaml)
+    return asyncio.run(_Runner(program, engine, rundir, inputs, num_records, sampling, seed, concurrency,
+                               max_attempts, max_items, json_max_chars, progress).run())
+
+
+class _Runner:
+    def __init__(self, program, engine, rundir, inputs, num_records, sampling, seed, concurrency, max_attempts,
+                 max_items, json_max_chars, progress):
+        self.program: SynthProgram = program
+        self.rundir: RunDir = rundir
+        self.cache = RequestCache(rundir.cache_path)
+        self.engine = CachedEngine(engine, self.cache)
+        self.inputs = inputs
+        self.num_records = num_records
+        self.sampling: Sampling = sampling
+        self.seed = seed
+        self.concurrency = concurrency
+        self.max_attempts = max_attempts
+        self.max_items = max_items if max_items is not None else (num_records * 10 if num_records else None)
+        self.show_progress = progress
+        self.lm = dspy_lm(self.engine, temperature=sampling.temperature, max_tokens=sampling.max_tokens,
+                          top_p=sampling.top_p, json_max_chars=json_max_chars)
+        self.adapter = SchemaJSONAdapter() if engine.supports_json_schema else dspy.ChatAdapter()
+        self.summary = RunSummary(run=rundir)
+        self.done: set[int] = set()
+        self.consecutive_engine_failures = 0
+        self.provenance = {"program": program.name, **engine.describe(),
+                           "sampling": sampling.model_dump(mode="json", exclude={"seed"}), "run": rundir.path.name}
+
+    def _load_state(self) -> None:
+        for record in self.rundir.iter_records():
+            self.done.add(record["id"])
+            self.program.remember(record)
+            self.summary.kept += 1
+        for row in self.rundir.iter_filtered():
+            self.done.add(row["id"])
+            self.summary.filtered += 1
+        self.summary.skipped = len(self.done)
+
+    def _target_reached(self) -> bool:
+        return self.num_records is not None and self.summary.kept >= self.num_records
+
+    async def _run_item(self, item: int, inputs: dict[str, Any]) -> tuple[int, dict | None, dict | None]:
+        last: dict | None = None
+        for attempt in range(self.max_attempts):
+            with sample_context.sample(item, attempt, self.seed) as ctx:
+                try:
+                    with dspy.context(lm=self.lm, adapter=self.adapter):
+                        prediction = await self.program.acall(**inputs)
+                    record = self.program.to_record(inputs, prediction)
+                    record = {"id": item, **record, "provenance": {**self.provenance, "seed": ctx.seed,
+                                                                   "attempt": attempt}}
+                    return item, record, None
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # every failure is classified and recorded, none crashes the run
+                    kind, retry, transient = _classify(exc)
+                    last = {"id": item, "attempt": attempt, "kind": kind, "reason": _reason(exc)}
+                    if not retry:
+                        break
+                    if transient:
+                        await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
+        return item, None, last
+
+    def _handle(self, item: int, record: dict | None, error: dict | None, logs) -> None:
+        shard, filtered, errors = logs
+        if record is not None:
+            self.consecutive_engine_failures = 0
+            reason = self.program.accept(record)
+            if reason is None:
+                shard.write(record)
+                self.program.remember(record)
+                self.summary.kept += 1
+            else:
+                filtered.write({"id": item, "reason": reason, "record": record})
+                self.summary.filtered += 1
+        else:
+            errors.write({**error, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            self.summary.failed += 1
+            kind = error["kind"]
+            self.summary.failure_reasons[kind] = self.summary.failure_reasons.get(kind, 0) + 1
+            if kind == "engine":
+                self.consecutive_engine_failures += 1
+                if self.consecutive_engine_failures >= _CIRCUIT_BREAKER and self.summary.kept == 0:
+                    raise RunAborted(f"the engine failed {_CIRCUIT_BREAKER} items in a row: {error['reason']}")
+        self.done.add(item)
+
+    def _counts(self) -> dict[str, Any]:
+        s = self.summary
+        return {"kept": s.kept, "filtered": s.filtered, "failed": s.failed, "target": self.num_records,
+                "output_tokens": self.engine.output_tokens, "prompt_tokens": self.engine.prompt_tokens,
+                "cache_hits": self.engine.hits,
+                "failure_reasons": s.failure_reasons}
+
+    async def run(self) -> RunSummary:
+        started = time.time()
+        self._load_state()
+        source = self.inputs if self.inputs is not None else self.program.inputs()
+        items = enumerate(source)
+        if self.max_items is not None:
+            items = itertools.islice(items, self.max_items)
+        pending: set[asyncio.Task] = set()
+        meter, last_manifest, last_print = RateMeter(), 0.0, time.monotonic()
+        status = "completed"
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        try:
+            loop.add_signal_handler(signal.SIGTERM, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+        shard = AppendLog(next_part(self.rundir.records_dir))
+        logs = (shard, AppendLog(self.rundir.filtered_path), AppendLog(self.rundir.errors_path))
+        total = self.num_records
+        progress = make_progress()
+        task = progress.add_task(self.program.name, total=total, completed=self.summary.kept, detail="")
+        exhausted = False
+        try:
+            with progress:
+                while True:
+                    while not exhausted and not stop.is_set() and not self._target_reached() \
+                            and len(pending) < self.concurrency:
+                        nxt = next(items, None)
+                        if nxt is None:
+                            exhausted = True
+                            break
+                        if nxt[0] in self.done:
+                            continue
+                        pending.add(asyncio.create_task(self._run_item(*nxt)))
+                    if not pending:
+                        break
+                    finished, pending = await asyncio.wait(pending, timeout=1.0, return_when=asyncio.FIRST_COMPLETED)
+                    for t in finished:
+                        if self._target_reached():
+                            break  # enough records: the rest stay in the request cache for a longer run
+                        self._handle(*t.result(), logs)
+                    if stop.is_set():
+                        status = "interrupted"
+                        break
+                    if self._target_reached():
+                        break
+                    now = time.monotonic()
+                    tok_s = meter.rate(self.engine.output_tokens)
+                    detail = (f"{self.summary.filtered} filtered · {self.summary.failed} failed · {tok_s:.0f} tok/s")
+                    progress.update(task, completed=self.summary.kept if total else len(self.done), detail=detail)
+                    if now - last_manifest > 2:
+                        self.rundir.update_manifest(counts=self._counts(), status="running")
+                        last_manifest = now
+                    if progress.disable and now - last_print > 15:  # no terminal: a log line now and then
+                        console.print(f"[{self.program.name}] {self.summary.kept}/{total or '?'} kept · {detail}")
+                        last_print = now
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except RunAborted as exc:
+            status = "failed"
+            self.rundir.update_manifest(error=str(exc))
+            raise
+        finally:
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+            for log in logs:
+                log.close()
+            self.summary.seconds = time.time() - started
+            self.summary.output_tokens = self.engine.output_tokens
+            self.summary.prompt_tokens = self.engine.prompt_tokens
+            self.summary.cache_hits = self.engine.hits
+            if status == "completed" and total is not None and self.summary.kept < total:
+                status = "incomplete"
+            self.summary.status = status
+            self.rundir.update_manifest(status=status, counts=self._counts(),
+                                        seconds=round(self.summary.seconds, 2))
+            self.cache.close()
+        return self.summary
