@@ -36,9 +36,11 @@ def test_durations_and_cron():
 
 def test_lock_refuses_a_second_holder_even_in_another_process(tmp_path):
     path = tmp_path / "tick.lock"
-    code = (f"from synthloop.schedule.lock import TickLock, TickLocked\n"
-            f"from pathlib import Path\n"
-            f"try:\n    TickLock(Path({str(path)!r})).acquire()\nexcept TickLocked as e:\n    print(e)\n")
+    code = (
+        f"from synthloop.schedule.lock import TickLock, TickLocked\n"
+        f"from pathlib import Path\n"
+        f"try:\n    TickLock(Path({str(path)!r})).acquire()\nexcept TickLocked as e:\n    print(e)\n"
+    )
     with TickLock(path):
         with pytest.raises(TickLocked, match="another tick of this schedule is running"):
             TickLock(path).acquire()
@@ -50,10 +52,11 @@ def test_lock_refuses_a_second_holder_even_in_another_process(tmp_path):
 
 def test_lock_is_freed_when_the_holder_is_killed(tmp_path):
     path = tmp_path / "tick.lock"
-    holder = subprocess.Popen([sys.executable, "-c",
-                               f"from synthloop.schedule.lock import TickLock\nfrom pathlib import Path\nimport time\n"
-                               f"lock = TickLock(Path({str(path)!r})).acquire()\nprint('held', flush=True)\ntime.sleep(60)"],
-                              stdout=subprocess.PIPE, text=True)
+    script = (
+        f"from synthloop.schedule.lock import TickLock\nfrom pathlib import Path\nimport time\n"
+        f"lock = TickLock(Path({str(path)!r})).acquire()\nprint('held', flush=True)\ntime.sleep(60)"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     with pytest.raises(TickLocked):
         TickLock(path).acquire()

@@ -61,8 +61,11 @@ class Inbox:
     def _files(self) -> list[Path]:
         if not self.directory.is_dir():
             return []
-        return sorted(p for p in self.directory.iterdir()
-                      if p.is_file() and not p.name.startswith(".") and p.suffix in _LINE_FILES | _DOC_FILES)
+        return sorted(
+            p
+            for p in self.directory.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix in _LINE_FILES | _DOC_FILES
+        )
 
     def pending(self) -> list[FileRange]:
         """What a claim made now would take."""
@@ -76,8 +79,10 @@ class Inbox:
                 continue
             start = int(seen.get("offset", 0))
             if size < start:
-                raise InboxError(f"inbox file {path} shrank from {start} to {size} bytes; inbox files must only "
-                                 "be appended to (move it away to continue)")
+                raise InboxError(
+                    f"inbox file {path} shrank from {start} to {size} bytes; inbox files must only "
+                    "be appended to (move it away to continue)"
+                )
             if size == start:
                 continue
             with open(path, "rb") as handle:

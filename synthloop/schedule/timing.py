@@ -34,7 +34,7 @@ class Timing:
     @classmethod
     def from_options(cls, every: str | None, cron: str | None) -> Timing:
         if bool(every) == bool(cron):
-            raise ScheduleError("give exactly one of --every (e.g. 6h) or --cron (e.g. \"0 3 * * *\"), or --once")
+            raise ScheduleError('give exactly one of --every (e.g. 6h) or --cron (e.g. "0 3 * * *"), or --once')
         if cron:
             from croniter import croniter
 
