@@ -6,6 +6,10 @@ killed run from its last checkpoint, and returns a `TrainResult`.
 
 from synthloop.loops.train.common import TrainResult
 from synthloop.loops.train.config import DPOSettings, GRPOSettings, LoraSettings, SFTSettings, TrainSettings
+from synthloop.loops.train.dpo import dpo
+from synthloop.loops.train.grpo import grpo
+from synthloop.loops.train.rewards import judge_reward
 from synthloop.loops.train.sft import sft
 
-__all__ = ["DPOSettings", "GRPOSettings", "LoraSettings", "SFTSettings", "TrainResult", "TrainSettings", "sft"]
+__all__ = ["DPOSettings", "GRPOSettings", "LoraSettings", "SFTSettings", "TrainResult", "TrainSettings", "dpo", "grpo",
+           "judge_reward", "sft"]
