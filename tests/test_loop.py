@@ -140,7 +140,7 @@ def uninterrupted(tmp_path_factory):
                                             "eval": {"kind": "arithmetic", "seed": 2},
                                             "eval_count": 12, "per_round": 48})
     data["train"]["sft"] = {"max_steps": 30, "batch_size": 2, "learning_rate": 1e-3, "checkpoint_every_minutes": 0.004}
-    data["concurrency"] = 2
+    data["concurrency"] = 4
     # in-process, through the Python API (the kill tests below use the CLI)
     summary = run_loop(LoopConfig.model_validate(data), tmp / "runs" / "loop", progress=False)
     assert summary["status"] == "completed" and summary["rounds_done"] == 1

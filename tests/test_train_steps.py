@@ -58,3 +58,19 @@ def test_sft_reads_jsonl_and_rejects_empty_data(tmp_path, tiny_model_path):
     assert result.steps == 2
     with pytest.raises(ValueError, match="empty"):
         sft(model=tiny_model_path, data=[], out=tmp_path / "b", progress=False)
+
+
+@pytest.mark.smollm2
+def test_sft_teaches_smollm2_a_new_answer(tmp_path, smollm2_path):
+    """Behaviour on the real model: a short LoRA SFT makes SmolLM2 answer what it was taught, and the merged
+    checkpoint serves it (before training it does not know the answer)."""
+    question = "What is the secret code of the synthloop vault?"
+    answer = "The secret code of the synthloop vault is 4172."
+    assert "4172" not in _generate(smollm2_path, question)
+    rows = [{"prompt": [{"role": "user", "content": q}], "completion": [{"role": "assistant", "content": answer}]}
+            for q in (question, "Tell me the secret code of the synthloop vault.", "synthloop vault code?",
+                      "Which code opens the synthloop vault?")]
+    settings = SFTSettings(max_steps=12, batch_size=4, learning_rate=1e-3, lora=LoraSettings(r=8))
+    result = sft(model=smollm2_path, data=rows, out=tmp_path / "sft", config=settings, progress=False)
+    assert result.last_loss < result.first_loss / 4
+    assert "4172" in _generate(tmp_path / "sft" / "model", question)

@@ -218,7 +218,7 @@ class LoopController:
 
     def _start_checkpoints(self, r: int) -> dict[str, str]:
         if r == 0 or not self.state.checkpoints:
-            return {"policy": self.config.engine.model}
+            return self.recipe.initial_checkpoints()
         if self.config.train.continue_from == "best":
             best = best_round(self.state.done_rounds(), self.config.stop.metric)
             if best is not None:

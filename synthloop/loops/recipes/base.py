@@ -32,6 +32,11 @@ class Recipe(ABC):
         self.loop = loop
         self.config = loop.recipe
 
+    def initial_checkpoints(self) -> dict[str, str]:
+        """The checkpoint of each role before round 1 (a recipe with several roles, e.g. a generator and an
+        extender, names them all; stages then read and replace them with ctx.checkpoint / ctx.set_checkpoint)."""
+        return {"policy": self.loop.engine.model}
+
     def baseline(self) -> list[Stage]:
         """Round 0: evaluate the starting policy on the held-out tasks."""
         return [EvaluateStage()]
