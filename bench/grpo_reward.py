@@ -28,15 +28,16 @@ sys.path.insert(0, str(ROOT))
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--prompts-per-step", type=int, default=2)
     parser.add_argument("--generations", type=int, default=8)
-    parser.add_argument("--max-completion", type=int, default=96)
-    parser.add_argument("--lr", type=float, default=5e-6)
+    parser.add_argument("--max-completion", type=int, default=48)
+    parser.add_argument("--lr", type=float, default=1e-5)
     parser.add_argument("--temperature", type=float, default=1.0)
-    parser.add_argument("--digits", type=int, default=2)
+    parser.add_argument("--digits", type=int, default=1)
     parser.add_argument("--operations", type=int, default=1)
-    parser.add_argument("--template", default="{prompt}\nSolve it step by step, then finish with \"The answer is N.\"")
+    parser.add_argument("--skills", default="add,sub,mul")
+    parser.add_argument("--template", default="{prompt}\nAnswer in one short sentence.")
     parser.add_argument("--window", type=int, default=10, help="steps averaged for the first/last comparison")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "grpo_reward.json")
     parser.add_argument("--work", type=Path, default=None, help="where the checkpoint goes (default: a temp dir)")
@@ -49,7 +50,7 @@ def main() -> None:
     from synthloop.loops.train import GRPOSettings, grpo
     from synthloop.runs.run_dir import read_jsonl
 
-    tasks = ArithmeticTasks(seed=101, digits=args.digits, operations=args.operations,
+    tasks = ArithmeticTasks(seed=101, digits=args.digits, operations=args.operations, skills=args.skills.split(","),
                             count=args.steps * args.prompts_per_step)
     prompts = [{"prompt": [{"role": "user", "content": args.template.format(**t)}], "reference": t["reference"]}
                for t in tasks.rows()]

@@ -117,6 +117,7 @@ class LoopController:
         self.recipe = recipes.build(config)
         self._engine = None
         self._engine_model: str | None = None
+        self._engine_procs: list[psutil.Process] = []
         self.meter = PeakRSS()
 
     # -- resources ----------------------------------------------------------------------------------
@@ -137,8 +138,11 @@ class LoopController:
         cfg = self.config.engine.model_copy(update={"model": model})
         started = time.time()
         self.log(f"starting the {engines.resolve_kind(cfg.kind)} engine on {model} ...")
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
         self._engine = engines.from_config(cfg, log=self.log)
         self._engine_model = model
+        self._engine_procs = [p for p in psutil.Process().children(recursive=True) if p.pid not in before
+                              and not _is_resource_tracker(p)]
         self.log(f"engine ready in {time.time() - started:.0f} s")
         return self._engine
 
@@ -147,6 +151,12 @@ class LoopController:
             engine, self._engine, self._engine_model = self._engine, None, None
             engine.close()
             del engine
+            # the engine's processes (vLLM's EngineCore and workers) must be gone before training allocates
+            _, alive = psutil.wait_procs(self._engine_procs, timeout=60)
+            if alive:
+                self.log(f"warning: {len(alive)} engine process(es) still alive 60 s after close: "
+                         f"{[p.pid for p in alive]}")
+            self._engine_procs = []
             release_memory()
 
     def log(self, message: str) -> None:
@@ -239,6 +249,14 @@ class LoopController:
 
             plot_rounds(self.state, self.run.path / "rounds.png", metric=self.config.stop.metric)
         return summary
+
+
+def _is_resource_tracker(proc: psutil.Process) -> bool:
+    """multiprocessing's resource tracker lives as long as this process: it is not the engine's."""
+    try:
+        return "resource_tracker" in " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return True
 
 
 def _dumps(data: Any) -> str:

@@ -105,7 +105,7 @@ def plot_rounds(state: LoopState, out: Path, *, metric: str = "eval_accuracy") -
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax = axes[2]
-    stages = sorted({k[len("seconds_"):] for m in rounds for k in m if k.startswith("seconds_")})
+    stages = list(dict.fromkeys(k[len("seconds_"):] for m in rounds for k in m if k.startswith("seconds_")))
     bottom = [0.0] * len(rounds)
     for stage in stages:
         values = [float(m.get(f"seconds_{stage}") or 0) for m in rounds]
