@@ -1,5 +1,6 @@
 # The two commands of the README:
-#   make quickstart   set up .venv, then run the quickstart on the embedded SmolLM2 model (offline)
+#   make quickstart   set up .venv, then run the quickstart loop on the embedded SmolLM2 model (offline):
+#                     baseline evaluation + two rounds of self-training, table and plot at the end
 #   make test         set up .venv, then run the whole test suite
 # Run directories go under runs/; the converted model and caches under $SYNTHLOOP_HOME
 # (default ~/.cache/synthloop). The tests keep everything inside the project, under .cache/.
@@ -9,7 +10,7 @@ setup:
 	@bash scripts/setup.sh
 
 quickstart: setup
-	.venv/bin/synthloop generate configs/quickstart.yaml
+	.venv/bin/synthloop loop configs/quickstart.yaml
 
 test: setup
 	SYNTHLOOP_HOME=$${SYNTHLOOP_HOME:-$(CURDIR)/.cache/synthloop} .venv/bin/python -m pytest -q -ra

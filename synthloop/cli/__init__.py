@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from synthloop.cli import generate, models, runs
+from synthloop.cli import generate, loop, models, runs
 from synthloop.cli.common import friendly_errors
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
+app.add_typer(loop.app, name="loop")
 app.command("generate")(generate.generate)
 
 

@@ -1,7 +1,8 @@
 """Run a synthesis program over its inputs into a run directory: concurrent, streamed, resumable.
 
 Items run as asyncio tasks, at most `concurrency` at once; each task runs the DSPy program, whose
-model calls go through the bridge into one engine, where everything in flight is batched. Inputs
+model calls go through the bridge into one engine, where everything in flight is batched (a
+`ChatProgram` skips DSPy and sends its chat request, with `n` samples, to the engine itself). Inputs
 are pulled lazily and records are written as they finish, so memory does not grow with the dataset.
 
 Failures: an unparseable or truncated output is retried with a fresh sample (a new seed), a
@@ -32,6 +33,7 @@ from synthloop.runs.cache import CachedEngine, RequestCache
 from synthloop.runs.progress import RateMeter, console, make_progress
 from synthloop.runs.run_dir import ResumePolicy, RunDir
 from synthloop.synth.base import SynthProgram
+from synthloop.synth.chat import ChatProgram
 
 #: after this many consecutive permanent engine failures with no success, the run stops
 _CIRCUIT_BREAKER = 25
@@ -157,9 +159,13 @@ class _Runner:
         for attempt in range(self.max_attempts):
             with sample_context.sample(item, attempt, self.seed) as ctx:
                 try:
-                    with dspy.context(lm=self.lm, adapter=self.adapter):
-                        prediction = await self.program.acall(**inputs)
-                    record = self.program.to_record(inputs, prediction)
+                    if isinstance(self.program, ChatProgram):  # plain chat, n samples: no DSPy in between
+                        record = await self.program.arun(inputs, engine=self.engine, sampling=self.sampling,
+                                                         seed=ctx.seed, attempt=attempt)
+                    else:
+                        with dspy.context(lm=self.lm, adapter=self.adapter):
+                            prediction = await self.program.acall(**inputs)
+                        record = self.program.to_record(inputs, prediction)
                     record = {"id": item, **record, "provenance": {**self.provenance, "seed": ctx.seed,
                                                                    "attempt": attempt}}
                     return item, record, None

@@ -1,0 +1,111 @@
+"""The config of `synthloop loop`: tasks, policy, samples, judges, training per round, evaluation, rounds.
+
+Fields marked RUNTIME (rounds, the stop rule, concurrency, where the summary goes) can change between
+sessions of the same run: raising `rounds` continues a finished loop. Anything else that changes the
+outputs makes a rerun refuse the directory (see `--resume`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from synthloop.configs import RUNTIME, Config
+from synthloop.engines.config import EngineConfig
+from synthloop.loops.judging import JudgeSpec, MathAnswerJudgeSpec
+from synthloop.loops.recipes import RecipeConfig, default_recipe
+from synthloop.loops.tasks import TaskSource
+from synthloop.loops.train.config import DPOSettings, GRPOSettings, SFTSettings
+
+Method = Literal["sft", "dpo", "grpo", "sft+dpo"]
+
+
+class TasksConfig(Config):
+    train: TaskSource = Field(description="Where training tasks come from (dataset or generator).")
+    eval: TaskSource = Field(description="The held-out evaluation tasks (kept disjoint from training tasks).")
+    per_round: int = Field(128, ge=1, description="Training tasks sampled per round.")
+    eval_count: int | None = Field(200, ge=1, description="Held-out tasks evaluated (the first ones of the source).")
+    fresh_each_round: bool = Field(
+        True, description="Each round takes the next `per_round` tasks (wrapping around a finite dataset); "
+        "false reuses the same tasks every round."
+    )
+
+
+class PromptConfig(Config):
+    template: str = Field("{prompt}", description="The user turn; {column} slots are filled from each task row.")
+    system: str | None = Field(None, description="A system turn (default: the model's own default, if any).")
+
+
+class SamplingSettings(Config):
+    n: int = Field(8, ge=1, description="Answers sampled per task.")
+    temperature: float = Field(0.8, ge=0.0, le=2.0, description="Softmax temperature; 0 is greedy.")
+    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    max_tokens: int = Field(256, ge=1, description="Most tokens per answer.")
+
+
+class EvalSettings(Config):
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0: greedy answers (the default for accuracy).")
+    max_tokens: int = Field(256, ge=1, description="Most tokens per answer.")
+
+
+class TrainPlan(Config):
+    plan: list[Method] = Field(
+        default_factory=lambda: ["sft"],
+        description="Training method of round 1, 2, ... (the last one repeats): sft on accepted samples, dpo on "
+        "best-vs-worst pairs, grpo with the judges as reward, or sft+dpo (both, in that order).",
+    )
+    sft: SFTSettings = SFTSettings()
+    dpo: DPOSettings = DPOSettings()
+    grpo: GRPOSettings = GRPOSettings()
+    continue_from: Literal["latest", "best"] = Field(
+        "latest", description="Round r+1 trains from round r's checkpoint (latest) or from the best one so far "
+        "on the held-out metric (best: a round that hurt is not built upon)."
+    )
+
+    def method(self, round_: int) -> Method:
+        return self.plan[min(round_, len(self.plan)) - 1]
+
+
+class StopRule(Config):
+    metric: str = Field("eval_accuracy", description="The per-round metric the rule watches.")
+    target: float | None = Field(None, description="Stop once the metric reaches this.")
+    patience: int | None = Field(None, ge=1, description="Stop after this many rounds without a new best.")
+    min_delta: float = Field(0.0, ge=0, description="Smallest gain that counts as a new best.")
+
+
+class LoopConfig(Config):
+    name: str | None = Field(None, description="Run name (its directory under output_dir); default: the config "
+                                               "file's name.", json_schema_extra=RUNTIME)
+    output_dir: Path = Field(Path("runs"), description="Where run directories go.", json_schema_extra=RUNTIME)
+    recipe: RecipeConfig = Field(default_factory=default_recipe, description="The recipe and its knobs; `kind` "
+                                 "picks it (expert_iteration: rejection-sampling self-training).")
+    engine: EngineConfig = Field(EngineConfig(), description="The engine sampling the policy; `engine.model` is the "
+                                 "starting policy (later rounds swap in their checkpoints).")
+    tasks: TasksConfig
+    prompt: PromptConfig = PromptConfig()
+    sampling: SamplingSettings = SamplingSettings()
+    eval: EvalSettings = EvalSettings()
+    judges: list[JudgeSpec] = Field(default_factory=lambda: [MathAnswerJudgeSpec()],
+                                    description="Judges and verifiers; a sample is accepted when all accept it.")
+    train: TrainPlan = TrainPlan()
+    rounds: int = Field(2, ge=0, description="Training rounds after the baseline evaluation (round 0).",
+                        json_schema_extra=RUNTIME)
+    stop: StopRule = Field(StopRule(), description="Stop early on a target or a plateau.", json_schema_extra=RUNTIME)
+    seed: int = Field(0, description="Run seed: sampling seeds, task order and training seeds derive from it.")
+    concurrency: int = Field(64, ge=1, description="Tasks in flight at once while sampling.",
+                             json_schema_extra=RUNTIME)
+    summary_json: Path | None = Field(None, description="Also write the loop summary (per-round figures) here.",
+                                      json_schema_extra=RUNTIME)
+    plot: bool = Field(True, description="Write rounds.png (metrics per round) when the loop ends.",
+                       json_schema_extra=RUNTIME)
+
+    @model_validator(mode="after")
+    def _check(self) -> LoopConfig:
+        needs_pairs = any(m in ("dpo", "sft+dpo") for m in self.train.plan)
+        if needs_pairs and self.sampling.n < 2:
+            raise ValueError("train.plan has dpo: sampling.n must be at least 2 to rank samples into pairs")
+        if not self.train.plan:
+            raise ValueError("train.plan: name the method of at least one round (sft, dpo, grpo, sft+dpo)")
+        return self

@@ -1,0 +1,310 @@
+"""The round controller: round 0 evaluates the starting policy; each round r >= 1 runs its recipe's stages
+(e.g. tasks -> sample -> judge -> build -> train -> evaluate) with the policy of round r-1 and hands
+its checkpoint to round r+1. Everything lives in the run directory:
+
+    runs/<name>/
+      manifest.json, config.yaml, identity.json, versions.json     (as every run)
+      state.json           stages finished per round, current checkpoints (see `synthloop.loops.state`)
+      eval_tasks.jsonl     the held-out tasks
+      round-000/           eval/ (a generation run), eval-judged/, metrics.json
+      round-001/           tasks.jsonl, samples/, judged/, data/sft.jsonl, train-sft/model/, eval/, ...
+      rounds.png           metrics per round;  summary.json: per-round figures
+
+Killed at any point, a rerun skips finished stages and re-enters the one it was in, which resumes its own
+partial work (generation from its records and request cache, judging from its parts, training from
+its last trainer checkpoint). The engine serving the policy is closed before a training stage and
+restarted on the new checkpoint when a stage needs it, so the two never hold memory at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from synthloop.configs import _output_view
+from synthloop.engines.sample_context import derive_seed
+from synthloop.loops import recipes
+from synthloop.loops.config import LoopConfig, StopRule
+from synthloop.loops.memory import PeakRSS, release_memory
+from synthloop.loops.state import LoopState, RoundRecord, StageRecord
+from synthloop.runs.run_dir import ResumePolicy, RunDir, atomic_write
+
+
+@dataclass
+class RoundContext:
+    """What a stage sees: the config, its round and directory, earlier outputs, checkpoints, engine, judges."""
+
+    controller: LoopController
+    round: int
+    dir: Path
+    record: RoundRecord
+    pending: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def config(self) -> LoopConfig:
+        return self.controller.config
+
+    @property
+    def run_dir(self) -> Path:
+        return self.controller.run.path
+
+    @property
+    def progress(self) -> bool:
+        return self.controller.progress
+
+    @property
+    def panel(self):
+        return self.controller.panel
+
+    def outputs(self, stage: str) -> dict[str, Any]:
+        if stage not in self.record.stages:
+            raise KeyError(f"round {self.round}: stage {stage!r} has not run (this recipe's order is wrong)")
+        return self.record.stages[stage].outputs
+
+    def checkpoint(self, role: str = "policy") -> str:
+        return self.pending.get(role) or self.controller.state.checkpoints[role]
+
+    def set_checkpoint(self, path: str | Path, role: str = "policy") -> None:
+        """The role's new checkpoint; recorded together with the stage's completion."""
+        self.pending[role] = str(path)
+
+    def engine(self, role: str = "policy"):
+        return self.controller.engine_for(self.checkpoint(role))
+
+    def seed(self, purpose: str) -> int:
+        return derive_seed(self.config.seed, self.round, hash_text(purpose))
+
+    def log(self, message: str) -> None:
+        self.controller.log(message)
+
+    @contextlib.contextmanager
+    def bar(self, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+        from synthloop.runs.progress import make_progress
+
+        if not self.progress:
+            yield lambda n=1: None
+            return
+        progress = make_progress(transient=True)
+        with progress:
+            task = progress.add_task(label, total=total, detail="")
+            yield lambda n=1: progress.advance(task, n)
+
+
+def hash_text(text: str) -> int:
+    import zlib
+
+    return zlib.crc32(text.encode())
+
+
+class LoopController:
+    def __init__(self, config: LoopConfig, run_dir: str | Path, *, resume: ResumePolicy = "if-unchanged",
+                 config_yaml: str | None = None, progress: bool = True, log: Callable[[str], None] | None = None):
+        self.config = config
+        self.progress = progress
+        self._log = log
+        self._panel = None
+        _ = self.panel  # build the judges first: a bad judge config fails before anything is written or started
+        self.run = RunDir.open(run_dir, identity=loop_identity(config), kind="loop", resume=resume,
+                               config_yaml=config_yaml)
+        self.state_path = self.run.path / "state.json"
+        self.state = LoopState.load(self.state_path)
+        self.recipe = recipes.build(config)
+        self._engine = None
+        self._engine_model: str | None = None
+        self._engine_procs: list[psutil.Process] = []
+        self.meter = PeakRSS()
+
+    # -- resources ----------------------------------------------------------------------------------
+    @property
+    def panel(self):
+        if self._panel is None:
+            from synthloop.loops.judging import Panel
+
+            self._panel = Panel(self.config.judges)
+        return self._panel
+
+    def engine_for(self, model: str):
+        if self._engine is not None and self._engine_model == model:
+            return self._engine
+        self.close_engine()
+        from synthloop import engines
+
+        cfg = self.config.engine.model_copy(update={"model": model})
+        started = time.time()
+        self.log(f"starting the {engines.resolve_kind(cfg.kind)} engine on {model} ...")
+        before = {p.pid for p in psutil.Process().children(recursive=True)}
+        self._engine = engines.from_config(cfg, log=self.log)
+        self._engine_model = model
+        self._engine_procs = [p for p in psutil.Process().children(recursive=True) if p.pid not in before
+                              and not _is_resource_tracker(p)]
+        self.log(f"engine ready in {time.time() - started:.0f} s")
+        return self._engine
+
+    def close_engine(self) -> None:
+        if self._engine is not None:
+            engine, self._engine, self._engine_model = self._engine, None, None
+            engine.close()
+            del engine
+            # the engine's processes (vLLM's EngineCore and workers) must be gone before training allocates
+            _, alive = psutil.wait_procs(self._engine_procs, timeout=60)
+            if alive:
+                self.log(f"warning: {len(alive)} engine process(es) still alive 60 s after close: "
+                         f"{[p.pid for p in alive]}")
+            self._engine_procs = []
+            release_memory()
+
+    def log(self, message: str) -> None:
+        if self._log is not None:
+            self._log(message)
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def run_loop(self) -> dict[str, Any]:
+        """Run (or resume) every round up to `rounds`, or until the stop rule fires; returns the summary."""
+        self.meter.start()
+        status, reason = "completed", None
+        try:
+            for r in range(self.config.rounds + 1):
+                reason = should_stop(self.state.done_rounds(), self.config.stop)
+                if reason:
+                    status = "stopped"
+                    self.log(f"stopping before round {r}: {reason}")
+                    break
+                self._round(r)
+        except BaseException:
+            self.run.update_manifest(status="interrupted")
+            raise
+        finally:
+            self.close_engine()
+            self.meter.stop()
+        summary = self.summary(status, reason)
+        self.run.update_manifest(status=status, stop_reason=reason, rounds_done=len(self.state.done_rounds()))
+        return summary
+
+    def _round(self, r: int) -> None:
+        record = self.state.round(r)
+        if record is not None and record.status == "done":
+            return
+        if record is None:
+            record = RoundRecord(round=r, label=self.recipe.describe(r), checkpoint_in=self._start_checkpoints(r))
+            self.state.rounds.append(record)
+            self.state.checkpoints = dict(record.checkpoint_in)
+            self.state.save(self.state_path)
+        stages = self.recipe.baseline() if r == 0 else self.recipe.stages(r)
+        names = [s.name for s in stages]
+        if len(set(names)) != len(names):
+            raise ValueError(f"round {r}: stage names repeat ({names}); give each stage its own name")
+        ctx = RoundContext(self, r, self.run.path / f"round-{r:03d}", record)
+        ctx.dir.mkdir(parents=True, exist_ok=True)
+        for i, stage in enumerate(stages):
+            if stage.name in record.stages:
+                continue
+            if stage.frees_engine:
+                self.close_engine()
+            self.log(f"round {r} · {stage.name} ({i + 1}/{len(stages)})")
+            self.run.update_manifest(status="running", round=r, stage=stage.name)
+            self.meter.reset()
+            started = time.time()
+            outputs = stage.run(ctx)
+            record.stages[stage.name] = StageRecord(outputs=outputs, seconds=round(time.time() - started, 2),
+                                                    peak_rss_gib=round(self.meter.peak_gib, 3),
+                                                    finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
+            self.state.checkpoints.update(ctx.pending)
+            ctx.pending.clear()
+            self.state.save(self.state_path)
+        record.metrics = round_metrics(record, names, self.state.checkpoints)
+        # this process alone (the engine's workers are children): the figure that would climb if a round leaked
+        record.metrics["rss_main_gib"] = round(psutil.Process().memory_info().rss / 2**30, 3)
+        record.status = "done"
+        self.state.save(self.state_path)
+        atomic_write(ctx.dir / "metrics.json", _dumps(record.metrics))
+        self.log(f"round {r} done: " + ", ".join(
+            f"{k} {v}" for k, v in record.metrics.items() if k in ("eval_accuracy", "sample_accuracy", "seconds")))
+
+    def _start_checkpoints(self, r: int) -> dict[str, str]:
+        if r == 0 or not self.state.checkpoints:
+            return self.recipe.initial_checkpoints()
+        if self.config.train.continue_from == "best":
+            best = best_round(self.state.done_rounds(), self.config.stop.metric)
+            if best is not None:
+                return dict(best.metrics.get("checkpoints") or self.state.checkpoints)
+        return dict(self.state.checkpoints)
+
+    # -- reporting ----------------------------------------------------------------------------------
+    def summary(self, status: str = "completed", reason: str | None = None) -> dict[str, Any]:
+        from synthloop.loops.report import summarize
+
+        summary = summarize(self.run.path, self.state, self.config, status=status, stop_reason=reason)
+        atomic_write(self.run.path / "summary.json", _dumps(summary))
+        if self.config.summary_json is not None:
+            self.config.summary_json.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.config.summary_json, _dumps(summary))
+        if self.config.plot and self.state.done_rounds():
+            from synthloop.loops.report import plot_rounds
+
+            plot_rounds(self.state, self.run.path / "rounds.png", metric=self.config.stop.metric)
+        return summary
+
+
+def _is_resource_tracker(proc: psutil.Process) -> bool:
+    """multiprocessing's resource tracker lives as long as this process: it is not the engine's."""
+    try:
+        return "resource_tracker" in " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return True
+
+
+def _dumps(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, default=str)
+
+
+def loop_identity(config: LoopConfig) -> dict[str, Any]:
+    """What determines a loop's outputs (RUNTIME fields left out); a changed identity refuses the directory."""
+    return {"kind": "loop", "config": _output_view(config)}
+
+
+def round_metrics(record: RoundRecord, order: list[str], checkpoints: dict[str, str]) -> dict[str, Any]:
+    metrics: dict[str, Any] = {"round": record.round, "label": record.label}
+    seconds, peaks = 0.0, []
+    for name in order:
+        stage = record.stages[name]
+        metrics.update(stage.outputs.get("metrics", {}))
+        metrics[f"seconds_{name}"] = stage.seconds
+        seconds += stage.seconds
+        if stage.peak_rss_gib is not None:
+            peaks.append(stage.peak_rss_gib)
+    metrics["seconds"] = round(seconds, 2)
+    metrics["peak_rss_gib"] = max(peaks) if peaks else None
+    metrics["checkpoint"] = checkpoints.get("policy")
+    metrics["checkpoints"] = dict(checkpoints)
+    return metrics
+
+
+def best_round(rounds: list[RoundRecord], metric: str) -> RoundRecord | None:
+    scored = [r for r in rounds if r.metrics.get(metric) is not None]
+    return max(scored, key=lambda r: (r.metrics[metric], -r.round)) if scored else None
+
+
+def should_stop(rounds: list[RoundRecord], rule: StopRule) -> str | None:
+    values = [(r.round, r.metrics.get(rule.metric)) for r in rounds if r.metrics.get(rule.metric) is not None]
+    if not values:
+        return None
+    last_round, last = values[-1]
+    if rule.target is not None and last >= rule.target:
+        return f"{rule.metric} {last} reached the target {rule.target} in round {last_round}"
+    if rule.patience is not None:
+        best_value, best_at = values[0][1], values[0][0]
+        for rnd, value in values[1:]:
+            if value > best_value + rule.min_delta:
+                best_value, best_at = value, rnd
+        if last_round - best_at >= rule.patience:
+            return (f"no new best {rule.metric} for {last_round - best_at} round(s) "
+                    f"(best {best_value} in round {best_at})")
+    return None

@@ -1,0 +1,64 @@
+"""Training data from judged samples: SFT examples from the accepted ones, preference pairs from the ranking.
+
+A judged record is one task with its N samples, each carrying a combined `score` and `accepted`
+(see `synthloop.loops.judging`). Rows come out in TRL's conversational formats, with the same prompt
+messages the samples were drawn with, so training sees exactly what the engine was asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+def _prompt(record: dict[str, Any]) -> list[dict[str, str]]:
+    return [dict(m) for m in record["messages"]]
+
+
+def sft_examples(records: Iterable[dict[str, Any]], *, max_per_task: int | None = None,
+                 include_truncated: bool = False) -> Iterator[dict[str, Any]]:
+    """Accepted samples as prompt-completion rows; identical answers (up to whitespace and case) are kept once,
+    at most `max_per_task` per task, in sample order."""
+    for record in records:
+        seen: set[str] = set()
+        for sample in record["samples"]:
+            if not sample["accepted"] or (sample.get("finish_reason") == "length" and not include_truncated):
+                continue
+            key = _normal(sample["text"])
+            if key in seen or not key:
+                continue
+            seen.add(key)
+            yield {"prompt": _prompt(record), "completion": [{"role": "assistant", "content": sample["text"]}],
+                   "task_id": record["id"], "score": sample["score"]}
+            if max_per_task is not None and len(seen) >= max_per_task:
+                break
+
+
+def preference_pairs(records: Iterable[dict[str, Any]], *, min_margin: float = 0.0, pairs_per_task: int = 1,
+                     require_accepted: bool = True) -> Iterator[dict[str, Any]]:
+    """Best vs worst of N per task, by combined score (ties broken by sample order: the earlier sample ranks
+    higher). With `pairs_per_task` k > 1: the k best against the k worst, paired in order. A pair needs a
+    score margin above `min_margin` and, by default, an accepted chosen answer; identical texts never pair."""
+    for record in records:
+        ranked = sorted(enumerate(record["samples"]), key=lambda pair: (-pair[1]["score"], pair[0]))
+        k = min(pairs_per_task, len(ranked) // 2)
+        best, worst = ranked[:k], list(reversed(ranked))[:k]
+        for (bi, chosen), (wi, rejected) in zip(best, worst, strict=True):
+            if bi == wi or chosen["score"] - rejected["score"] <= min_margin:
+                continue
+            if require_accepted and not chosen["accepted"]:
+                continue
+            if _normal(chosen["text"]) == _normal(rejected["text"]):
+                continue
+            yield {
+                "prompt": _prompt(record),
+                "chosen": [{"role": "assistant", "content": chosen["text"]}],
+                "rejected": [{"role": "assistant", "content": rejected["text"]}],
+                "task_id": record["id"],
+                "score_chosen": chosen["score"],
+                "score_rejected": rejected["score"],
+            }

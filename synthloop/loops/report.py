@@ -1,0 +1,124 @@
+"""A loop's results: the summary (summary.json), the per-round table, and the plot (rounds.png)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from synthloop.loops.state import LoopState
+
+#: columns of the round table: (metric, header, format)
+COLUMNS = [
+    ("label", "round", "{}"),
+    ("eval_accuracy", "held-out acc", "{:.1%}"),
+    ("eval_tokens", "eval len", "{:.0f}"),
+    ("sample_accuracy", "sample acc", "{:.1%}"),
+    ("sample_pass_at_n", "pass@n", "{:.1%}"),
+    ("sample_tokens", "sample len", "{:.0f}"),
+    ("sft_data", "sft rows", "{}"),
+    ("dpo_pairs", "pairs", "{}"),
+    ("sft_loss", "sft loss", "{:.3f}"),
+    ("dpo_loss", "dpo loss", "{:.3f}"),
+    ("grpo_reward_first", "grpo reward 1st", "{:.3f}"),
+    ("grpo_reward_last", "grpo reward last", "{:.3f}"),
+    ("seconds", "seconds", "{:.0f}"),
+    ("peak_rss_gib", "peak GiB", "{:.2f}"),
+    ("rss_main_gib", "end GiB", "{:.2f}"),
+]
+
+
+def summarize(run_path: Path, state: LoopState, config=None, *, status: str = "completed",
+              stop_reason: str | None = None) -> dict[str, Any]:
+    rounds = [r.metrics for r in state.done_rounds()]
+    metric = config.stop.metric if config is not None else "eval_accuracy"
+    values = [(m["round"], m.get(metric)) for m in rounds if m.get(metric) is not None]
+    best = max(values, key=lambda rv: (rv[1], -rv[0])) if values else (None, None)
+    peaks = [m["peak_rss_gib"] for m in rounds if m.get("peak_rss_gib") is not None]
+    return {
+        "run": str(run_path),
+        "status": status,
+        "stop_reason": stop_reason,
+        "metric": metric,
+        "baseline_accuracy": rounds[0].get("eval_accuracy") if rounds else None,
+        "final_accuracy": rounds[-1].get("eval_accuracy") if rounds else None,
+        "best_round": best[0],
+        "best_value": best[1],
+        "rounds_done": len(rounds) - 1 if rounds else 0,
+        "seconds_per_round": [m.get("seconds") for m in rounds],
+        "peak_rss_gib": max(peaks) if peaks else None,
+        "final_checkpoint": state.checkpoints.get("policy"),
+        "rounds": rounds,
+    }
+
+
+def round_table(state: LoopState, title: str = ""):
+    from rich.table import Table
+
+    rounds = [r.metrics for r in state.done_rounds()]
+    columns = [c for c in COLUMNS if any(m.get(c[0]) is not None for m in rounds)]
+    table = Table(title=title or None)
+    table.add_column("#", justify="right")
+    for _, header, _ in columns:
+        table.add_column(header, justify="right")
+    for m in rounds:
+        cells = []
+        for key, _, fmt in columns:
+            value = m.get(key)
+            cells.append("" if value is None else fmt.format(value))
+        table.add_row(str(m["round"]), *cells)
+    running = [r for r in state.rounds if r.status != "done"]
+    for r in running:
+        table.add_row(str(r.round), r.label or "", f"running ({', '.join(r.stages) or 'started'})",
+                      *[""] * (len(columns) - 2))
+    return table
+
+
+def plot_rounds(state: LoopState, out: Path, *, metric: str = "eval_accuracy") -> Path:
+    """rounds.png: held-out metric, sample accuracy and pass@n per round; answer lengths; seconds per stage."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rounds = [r.metrics for r in state.done_rounds()]
+    xs = [m["round"] for m in rounds]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    ax = axes[0]
+    for key, label in ((metric, f"held-out {metric}"), ("sample_accuracy", "sample accuracy"),
+                       ("sample_pass_at_n", "pass@n (samples)")):
+        pts = [(x, m[key]) for x, m in zip(xs, rounds, strict=True) if m.get(key) is not None]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+    ax.set_xlabel("round (0 = baseline)")
+    ax.set_title("accuracy")
+    ax.set_xticks(xs)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    for key, label in (("eval_tokens", "held-out answers"), ("sample_tokens", "samples")):
+        pts = [(x, m[key]) for x, m in zip(xs, rounds, strict=True) if m.get(key) is not None]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+    ax.set_title("mean answer length (tokens)")
+    ax.set_xlabel("round")
+    ax.set_xticks(xs)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax = axes[2]
+    stages = list(dict.fromkeys(k[len("seconds_"):] for m in rounds for k in m if k.startswith("seconds_")))
+    bottom = [0.0] * len(rounds)
+    for stage in stages:
+        values = [float(m.get(f"seconds_{stage}") or 0) for m in rounds]
+        ax.bar(xs, values, bottom=bottom, label=stage)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set_title("seconds per stage")
+    ax.set_xlabel("round")
+    ax.set_xticks(xs)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(out)
+    return out

@@ -1,0 +1,250 @@
+"""The building blocks recipes compose a round from. Each stage is resumable on its own, and the controller
+records it as done (with its outputs) only once it finished, so a killed loop re-enters the stage it was in:
+
+- `TasksStage`    the round's training tasks -> round-XXX/tasks.jsonl (disjoint from the held-out set)
+- `SampleStage`   N answers per task from the current policy, through the runner -> round-XXX/samples/
+- `JudgeStage`    every sample scored by the judges -> round-XXX/judged/ (append-only, skips judged tasks)
+- `TrainStage`    SFT / DPO / GRPO from the current policy -> round-XXX/train-<method>/model (the new policy)
+- `EvaluateStage` greedy answers on the held-out tasks, judged -> round-XXX/eval/, eval-judged/
+
+A stage returns its outputs as a dict; `outputs["metrics"]` (flat numbers) goes into the round table.
+Recipes add their own stages by subclassing `Stage` (see `synthloop.loops.recipes`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import statistics
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from synthloop.engines.types import Sampling
+from synthloop.runs.run_dir import RunDir, atomic_write, read_jsonl
+
+if TYPE_CHECKING:
+    from synthloop.loops.controller import RoundContext
+
+
+class StageIncomplete(RuntimeError):
+    """A stage stopped before finishing (e.g. SIGTERM while sampling); rerun the loop to resume it."""
+
+
+class Stage(ABC):
+    #: the stage's name within a round (unique; it names its state entry)
+    name: str
+    #: needs the engine serving the current policy (sampling, evaluation)
+    uses_engine: ClassVar[bool] = False
+    #: needs the memory: the controller closes the engine first (training)
+    frees_engine: ClassVar[bool] = False
+
+    @abstractmethod
+    def run(self, ctx: RoundContext) -> dict[str, Any]:
+        """Do the stage's work (resuming any partial work in ctx.dir) and return its outputs."""
+
+
+# -- helpers ----------------------------------------------------------------------------------------
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Write rows atomically (a kill leaves the old file or none, never half a file); returns the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows]
+    atomic_write(path, "".join(lines))
+    return len(lines)
+
+
+def _normal(text: Any) -> str:
+    return " ".join(str(text).split()).lower()
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(statistics.fmean(values), 4) if values else None
+
+
+def eval_tasks(ctx: RoundContext) -> list[dict[str, Any]]:
+    """The held-out tasks, materialized once into the run directory (eval_tasks.jsonl)."""
+    path = ctx.run_dir / "eval_tasks.jsonl"
+    if not path.is_file():
+        rows = ctx.config.tasks.eval.rows()
+        if ctx.config.tasks.eval_count is not None:
+            rows = itertools.islice(rows, ctx.config.tasks.eval_count)
+        write_jsonl(path, (dict(row, task_id=f"eval-{i}") for i, row in enumerate(rows)))
+    return list(read_jsonl(path))
+
+
+def _train_rows(ctx: RoundContext, held_out: set[str]) -> Iterator[dict[str, Any]]:
+    """Training tasks minus any whose prompt is a held-out prompt, with their stream index."""
+    for i, row in enumerate(ctx.config.tasks.train.rows()):
+        if _normal(row["prompt"]) not in held_out:
+            yield dict(row, task_id=f"train-{i}")
+
+
+def sample_stats(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Judged records -> accuracy of samples, pass@n, mean score and length."""
+    tasks = samples = accepted = solved = truncated = 0
+    scores, tokens = [], []
+    for record in records:
+        tasks += 1
+        hits = [s["accepted"] for s in record["samples"]]
+        samples += len(hits)
+        accepted += sum(hits)
+        solved += any(hits)
+        scores += [s["score"] for s in record["samples"]]
+        tokens += [s.get("tokens", 0) for s in record["samples"]]
+        truncated += sum(s.get("finish_reason") == "length" for s in record["samples"])
+    return {"tasks": tasks, "samples": samples, "accepted": accepted,
+            "accuracy": round(accepted / samples, 4) if samples else None,
+            "pass_at_n": round(solved / tasks, 4) if tasks else None, "score": _mean(scores),
+            "tokens": _mean([float(t) for t in tokens]),
+            "truncated": round(truncated / samples, 4) if samples else None}
+
+
+# -- stages -----------------------------------------------------------------------------------------
+class TasksStage(Stage):
+    name = "tasks"
+
+    def run(self, ctx: RoundContext) -> dict[str, Any]:
+        cfg = ctx.config.tasks
+        held_out = {_normal(r["prompt"]) for r in eval_tasks(ctx)}
+        per = cfg.per_round
+        start = (ctx.round - 1) * per if cfg.fresh_each_round else 0
+        rows, length = [], 0
+        for i, row in enumerate(_train_rows(ctx, held_out)):
+            length = i + 1
+            if i >= start:
+                rows.append(row)
+            if len(rows) == per:
+                break
+        if len(rows) < per and length:  # a finite source ran out: wrap around it
+            wanted = {(start + k) % length for k in range(min(per, length))}
+            rows = [r for i, r in enumerate(_train_rows(ctx, held_out)) if i in wanted]
+        if not rows:
+            raise ValueError("tasks.train yields no task that is not in the held-out set")
+        path = ctx.dir / "tasks.jsonl"
+        write_jsonl(path, rows)
+        return {"path": str(path), "count": len(rows), "metrics": {"tasks": len(rows)}}
+
+
+def _chat_program(ctx: RoundContext, n: int):
+    from synthloop.synth.chat import ChatSamples
+
+    return ChatSamples(template=ctx.config.prompt.template, system=ctx.config.prompt.system, n=n)
+
+
+def _run_chat(ctx: RoundContext, rows: list[dict[str, Any]], out: Path, n: int, sampling: Sampling,
+              seed: int) -> dict[str, Any]:
+    from synthloop.runs.generate import generate
+
+    summary = generate(_chat_program(ctx, n), engine=ctx.engine(), run=out, inputs=rows, sampling=sampling,
+                       seed=seed, concurrency=ctx.config.concurrency, progress=ctx.progress)
+    if summary.status != "completed":
+        raise StageIncomplete(f"{out}: generation {summary.status}; rerun the loop to resume it")
+    return {"run": str(out), "kept": summary.kept, "failed": summary.failed, "output_tokens": summary.output_tokens,
+            "generation_seconds": round(summary.seconds, 2),
+            "tokens_per_s": round(summary.output_tokens / summary.seconds, 1) if summary.seconds else None}
+
+
+class SampleStage(Stage):
+    name = "sample"
+    uses_engine = True
+
+    def run(self, ctx: RoundContext) -> dict[str, Any]:
+        cfg = ctx.config.sampling
+        rows = list(read_jsonl(Path(ctx.outputs("tasks")["path"])))
+        sampling = Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
+        out = _run_chat(ctx, rows, ctx.dir / "samples", cfg.n, sampling, seed=ctx.seed("sample"))
+        return {**out, "metrics": {"sample_tokens_per_s": out["tokens_per_s"]}}
+
+
+class JudgeStage(Stage):
+    name = "judge"
+
+    def __init__(self, source: str = "samples", out: str = "judged", prefix: str = "sample"):
+        self.source, self.out, self.prefix = source, out, prefix
+        if source != "samples":
+            self.name = f"judge-{source}"
+
+    def run(self, ctx: RoundContext) -> dict[str, Any]:
+        from synthloop.loops.judging import iter_judged, judge_records
+
+        run = RunDir(ctx.dir / self.source)
+        total = run.manifest().get("counts", {}).get("kept")
+        with ctx.bar(f"judge {self.source}", total) as advance:
+            for _ in judge_records(run.iter_records(), ctx.panel, ctx.dir / self.out, on_progress=advance):
+                pass
+        stats = sample_stats(iter_judged(ctx.dir / self.out))
+        return {"path": str(ctx.dir / self.out), **stats,
+                "metrics": {f"{self.prefix}_{k}": v for k, v in stats.items()}}
+
+
+class EvaluateStage(Stage):
+    name = "evaluate"
+    uses_engine = True
+
+    def run(self, ctx: RoundContext) -> dict[str, Any]:
+        from synthloop.loops.judging import iter_judged, judge_records
+
+        cfg = ctx.config.eval
+        rows = eval_tasks(ctx)
+        sampling = Sampling(temperature=cfg.temperature, max_tokens=cfg.max_tokens)
+        out = _run_chat(ctx, rows, ctx.dir / "eval", 1, sampling, seed=ctx.seed("eval"))
+        records = RunDir(ctx.dir / "eval").iter_records()
+        with ctx.bar("judge eval", len(rows)) as advance:
+            for _ in judge_records(records, ctx.panel, ctx.dir / "eval-judged", on_progress=advance):
+                pass
+        stats = sample_stats(iter_judged(ctx.dir / "eval-judged"))
+        return {**out, **stats, "metrics": {
+            "eval_accuracy": stats["accuracy"], "eval_score": stats["score"], "eval_tokens": stats["tokens"],
+            "eval_truncated": stats["truncated"], "eval_tasks": stats["tasks"], "eval_failed": out["failed"]}}
+
+
+class TrainStage(Stage):
+    """Train the current policy with `method` on the data file a build stage wrote (sft: data/sft.jsonl,
+    dpo: data/pairs.jsonl) or, for grpo, on the round's tasks with the judges as reward."""
+
+    frees_engine = True
+
+    def __init__(self, method: str, role: str = "policy"):
+        self.method, self.role = method, role
+        self.name = f"train-{method}"
+
+    def data_path(self, ctx: RoundContext) -> Path:
+        return ctx.dir / "data" / {"sft": "sft.jsonl", "dpo": "pairs.jsonl", "grpo": "prompts.jsonl"}[self.method]
+
+    def run(self, ctx: RoundContext) -> dict[str, Any]:
+        from synthloop.loops import train
+
+        settings = getattr(ctx.config.train, self.method)
+        settings = settings.model_copy(update={"seed": settings.seed + ctx.round})
+        out, data = ctx.dir / self.name, self.data_path(ctx)
+        if self.method == "grpo" and not data.is_file():
+            write_jsonl(data, self.grpo_prompts(ctx))
+        rows = sum(1 for _ in read_jsonl(data)) if data.is_file() else 0
+        if rows == 0:
+            ctx.log(f"{self.name}: no training data this round; the policy stays as it is")
+            return {"skipped": "no training data", "metrics": {f"{self.method}_examples": 0}}
+        model = ctx.checkpoint(self.role)
+        common = dict(model=model, out=out, config=settings, progress=ctx.progress, log=ctx.log)
+        if self.method == "sft":
+            result = train.sft(data=data, **common)
+        elif self.method == "dpo":
+            result = train.dpo(data=data, **common)
+        else:
+            weights = settings.reward_weights or [s.weight for s in ctx.config.judges]
+            common["config"] = settings.model_copy(update={"reward_weights": weights})
+            result = train.grpo(prompts=data, judges=ctx.panel.judges, **common)
+        ctx.set_checkpoint(result.checkpoint, self.role)
+        metrics = {f"{self.method}_examples": result.examples, f"{self.method}_steps": result.steps,
+                   f"{self.method}_loss": result.train_loss}
+        if self.method == "grpo":
+            rewards = [r["reward"] for r in read_jsonl(out / "log.jsonl") if "reward" in r]
+            metrics.update(grpo_reward_first=rewards[0] if rewards else None,
+                           grpo_reward_last=rewards[-1] if rewards else None)
+        return {**result.model_dump(mode="json"), "metrics": metrics}
+
+    def grpo_prompts(self, ctx: RoundContext) -> Iterator[dict[str, Any]]:
+        program = _chat_program(ctx, 1)
+        for row in read_jsonl(Path(ctx.outputs("tasks")["path"])):
+            yield {"prompt": list(program.messages(row)), "reference": row.get("reference"),
+                   "task_id": row["task_id"]}

