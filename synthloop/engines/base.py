@@ -12,7 +12,7 @@ import asyncio
 import concurrent.futures
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ClassVar
 
 from synthloop.engines.types import ChatRequest, ChatResult
@@ -22,6 +22,9 @@ class Engine(ABC):
     kind: ClassVar[str]
     #: whether `ChatRequest.json_schema` is enforced by constrained decoding
     supports_json_schema: ClassVar[bool] = True
+    #: engines that retry failed requests on their own (the openai engine) report each retried failure here
+    #: as a dict (kind, item, try, reason, retry_in_s); a run sets it to log them in errors.jsonl
+    on_retry: Callable[[dict[str, Any]], None] | None = None
 
     def __init__(self, model: str):
         self.model = model

@@ -49,9 +49,20 @@ class EngineConfig(Config):
         description="openai: the environment variable that holds the API key (never the key).",
         json_schema_extra=RUNTIME,
     )
-    max_concurrency: int = Field(64, ge=1, description="openai: most requests in flight.", json_schema_extra=RUNTIME)
+    max_concurrency: int = Field(
+        64, ge=1, description="openai: most requests in flight; lowered on 429/503 answers and raised again as "
+        "requests succeed.", json_schema_extra=RUNTIME,
+    )
     timeout_s: float = Field(
         120.0, gt=0, description="openai: per-request timeout in seconds.", json_schema_extra=RUNTIME
+    )
+    max_retries: int = Field(
+        4, ge=0, description="openai: retries of a request after a timeout, connection error, 5xx, 429 or "
+        "malformed answer (exponential backoff with jitter, honouring Retry-After).", json_schema_extra=RUNTIME
+    )
+    retry_backoff_s: float = Field(
+        0.5, gt=0, description="openai: base of the exponential backoff between retries, in seconds.",
+        json_schema_extra=RUNTIME,
     )
     json_string_max_chars: int | None = Field(
         None,
