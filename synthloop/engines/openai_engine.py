@@ -4,7 +4,7 @@ Requests go out from the engine's own event loop (a `LoopThread`) over one poole
 (connections are reused), at most `max_concurrency` at once. That limit adapts (`AdaptiveLimit`): a 429
 or 503 halves it and pauses new requests for the server's `Retry-After`; successes raise it again by
 about one per round trip. Timeouts, connection errors, 5xx answers and malformed bodies are retried with
-exponential backoff and full jitter (tenacity); 4xx answers are permanent. What still fails is raised as
+exponential backoff and full jitter; 4xx answers are permanent. What still fails is raised as
 `EngineError(transient=...)`, so a run retries only what a retry can fix.
 
 `n` samples: sent as the server-side `n`; a server that returns fewer choices (llama.cpp, some proxies)
@@ -27,12 +27,12 @@ import contextlib
 import email.utils
 import json
 import os
+import random
 import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from synthloop.engines import sample_context
 from synthloop.engines.adaptive_limit import AdaptiveLimit
@@ -166,38 +166,31 @@ class OpenAIEngine(Engine):
         return completions, int(usage.get("prompt_tokens") or 0)
 
     async def _call(self, payload: dict[str, Any]) -> tuple[list[Completion], int]:
-        """One logical request: retried on transient failures (a malformed body too), with backoff, jitter and
-        Retry-After."""
+        """One logical request: retried on transient failures (a malformed body too) with exponential backoff
+        and full jitter, waiting at least the server's Retry-After.
+
+        A plain loop rather than tenacity: tenacity's per-call setup costs ~60 us of CPU even when nothing
+        fails, a tenth of the client's budget per request at 640 req/s (measured)."""
         cfg = self.config
-        backoff = wait_random_exponential(multiplier=cfg.retry_backoff_s, max=30.0)
-
-        def wait(state) -> float:
-            exc = state.outcome.exception()
-            return max(backoff(state), getattr(exc, "retry_after", None) or 0.0)
-
-        def report(state) -> None:
-            exc = state.outcome.exception()
-            reason = str(exc)
-            key = getattr(exc, "kind", type(exc).__name__)
-            self.stats["retries"][key] = self.stats["retries"].get(key, 0) + 1
-            if self.on_retry is not None:
-                ctx = sample_context.current()
-                self.on_retry({"kind": "request", "item": ctx.item if ctx else None, "try": state.attempt_number,
-                               "reason": reason, "retry_in_s": round(state.next_action.sleep, 3)})
-
-        retrying = AsyncRetrying(stop=stop_after_attempt(cfg.max_retries + 1), wait=wait, before_sleep=report,
-                                 retry=retry_if_exception(lambda e: isinstance(e, EngineError) and e.transient),
-                                 reraise=True)
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    return self._parse(await self._once(payload))
-        except EngineError as exc:
-            key = getattr(exc, "kind", type(exc).__name__)
-            self.stats["failed"][key] = self.stats["failed"].get(key, 0) + 1
-            if exc.transient and cfg.max_retries:
-                raise EngineError(f"{exc} (after {cfg.max_retries + 1} tries)", transient=True) from None
-            raise
+        for attempt in range(cfg.max_retries + 1):
+            try:
+                return self._parse(await self._once(payload))
+            except EngineError as exc:
+                key = getattr(exc, "kind", type(exc).__name__)
+                if not exc.transient or attempt == cfg.max_retries:
+                    self.stats["failed"][key] = self.stats["failed"].get(key, 0) + 1
+                    if exc.transient and cfg.max_retries:
+                        raise EngineError(f"{exc} (after {attempt + 1} tries)", transient=True) from None
+                    raise
+                delay = random.uniform(0.0, min(30.0, cfg.retry_backoff_s * 2**attempt))
+                delay = max(delay, getattr(exc, "retry_after", None) or 0.0)
+                self.stats["retries"][key] = self.stats["retries"].get(key, 0) + 1
+                if self.on_retry is not None:
+                    ctx = sample_context.current()
+                    self.on_retry({"kind": "request", "item": ctx.item if ctx else None, "try": attempt + 1,
+                                   "reason": str(exc), "retry_in_s": round(delay, 3)})
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
 
     async def _once(self, payload: dict[str, Any]) -> Any:
         session = self._open()

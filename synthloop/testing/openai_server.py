@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import contextlib
 import hashlib
+import heapq
 import json
 import math
 import random
@@ -45,6 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field
 _DIRECTIVE = re.compile(r"\[\[fault:(400|500|hang|garbage)\]\]")
 _CHAT_FIELDS = re.compile(r"\[\[ ## (\w+) ## \]\]`?(?: \(must be formatted as a valid Python ([\w\[\], .]+)\))?")
 _JSON_FIELDS = re.compile(r"following order of fields: (.*?)\.\s*$", re.MULTILINE)
+_JSON_FIELD = re.compile(r"`(\w+)`(?: \(must be formatted as a valid Python ([\w\[\], .]+)\))?")
 
 
 class Faults(BaseModel):
@@ -116,29 +118,60 @@ def _instance(schema: dict[str, Any], rng: random.Random, words: list[str], defs
     return text[: schema.get("maxLength", len(text))].strip() or "x"
 
 
-def _typed(kind: str | None, rng: random.Random, text: str) -> str:
+def _typed(kind: str | None, rng: random.Random, text: str) -> Any:
+    """A value of a DSPy field type (the annotation name DSPy prints in its prompts)."""
     kind = (kind or "str").strip()
     if kind == "int":
-        return str(rng.randint(0, 100))
+        return rng.randint(0, 100)
     if kind == "float":
-        return str(round(rng.random(), 3))
+        return round(rng.random(), 3)
     if kind == "bool":
-        return "True"
+        return True
     if kind.startswith("list"):
-        return json.dumps([text])
+        return [text]
     if kind.startswith("dict"):
-        return "{}"
+        return {}
     return text
+
+
+def _as_text(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 class _State:
     def __init__(self, config: ServerConfig):
         self.config = config
-        self.slots = asyncio.Semaphore(config.slots)
+        # when each slot is next free, on the loop's clock: a slot's requests are served back to back on this
+        # schedule, so late timer wakeups (~1-3 ms each here) do not eat into the capacity
+        self.free_at = [0.0] * config.slots
         self.rng = random.Random(config.faults.seed)
         self.started = time.monotonic()
         self.stats: dict[str, Any] = {"requests": 0, "completed": 0, "choices": 0, "in_flight": 0, "max_in_flight": 0,
                                       "waiting": 0, "max_waiting": 0, "status": {}, "faults": {}, "auth_headers": []}
+
+    async def serve(self) -> None:
+        """Hold the earliest free slot for `latency_s` (waiting for it first, in arrival order)."""
+        now = asyncio.get_running_loop().time()
+        start = max(now, heapq.heappop(self.free_at))
+        finish = start + self.config.latency_s
+        heapq.heappush(self.free_at, finish)
+        stats = self.stats
+        waiting = start > now
+        stats["waiting"] += waiting
+        stats["max_waiting"] = max(stats["max_waiting"], stats["waiting"])
+        try:
+            if waiting:
+                await asyncio.sleep(start - now)
+            stats["waiting"] -= waiting
+            waiting = False
+            stats["in_flight"] += 1
+            stats["max_in_flight"] = max(stats["max_in_flight"], stats["in_flight"])
+            try:
+                await asyncio.sleep(max(0.0, finish - asyncio.get_running_loop().time()))
+            finally:
+                stats["in_flight"] -= 1
+        finally:
+            stats["waiting"] -= waiting
 
     def count(self, group: str, key: str) -> None:
         self.stats[group][key] = self.stats[group].get(key, 0) + 1
@@ -177,12 +210,12 @@ def _content(body: dict[str, Any], k: int, garbage: bool) -> str:
     if "Respond with the corresponding output fields" in last:  # DSPy ChatAdapter
         tail = last.split("Respond with the corresponding output fields", 1)[1]
         fields = [(n, t) for n, t in _CHAT_FIELDS.findall(tail) if n != "completed"]
-        parts = [f"[[ ## {name} ## ]]\n{_typed(kind, rng, text)}" for name, kind in fields]
+        parts = [f"[[ ## {name} ## ]]\n{_as_text(_typed(kind, rng, text))}" for name, kind in fields]
         return "\n\n".join([*parts, "[[ ## completed ## ]]"])
     found = _JSON_FIELDS.search(last)
     if found or fmt.get("type") == "json_object":  # DSPy JSONAdapter without a schema
-        names = re.findall(r"`(\w+)`", found.group(1)) if found else ["answer"]
-        return json.dumps({name: text for name in names})
+        fields = _JSON_FIELD.findall(found.group(1)) if found else [("answer", "")]
+        return json.dumps({name: _typed(kind, rng, text) for name, kind in fields})
     return text
 
 
@@ -208,7 +241,7 @@ def _completion(body: dict[str, Any], config: ServerConfig, number: int, garbage
 
 
 async def _chat(request: web.Request) -> web.StreamResponse:
-    state: _State = request.app["state"]
+    state: _State = request.app[_STATE]
     config, faults = state.config, state.config.faults
     state.stats["requests"] += 1
     number = state.stats["requests"]
@@ -246,16 +279,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
         return _error(500, state, "internal error (injected)", "server_error")
     roll -= faults.http_500
     malformed = roll < faults.malformed
-    state.stats["waiting"] += 1
-    state.stats["max_waiting"] = max(state.stats["max_waiting"], state.stats["waiting"])
-    async with state.slots:
-        state.stats["waiting"] -= 1
-        state.stats["in_flight"] += 1
-        state.stats["max_in_flight"] = max(state.stats["max_in_flight"], state.stats["in_flight"])
-        try:
-            await asyncio.sleep(config.latency_s)
-        finally:
-            state.stats["in_flight"] -= 1
+    await state.serve()
     if malformed:
         state.count("faults", "malformed")
         if number % 2:
@@ -268,18 +292,21 @@ async def _chat(request: web.Request) -> web.StreamResponse:
 
 
 async def _models(request: web.Request) -> web.Response:
-    state: _State = request.app["state"]
+    state: _State = request.app[_STATE]
     return web.json_response({"object": "list", "data": [{"id": state.config.model, "object": "model"}]})
 
 
 async def _stats(request: web.Request) -> web.Response:
-    state: _State = request.app["state"]
+    state: _State = request.app[_STATE]
     return web.json_response({**state.stats, "uptime_s": round(time.monotonic() - state.started, 3)})
+
+
+_STATE = web.AppKey("state", _State)
 
 
 def build_app(config: ServerConfig) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
-    app["state"] = _State(config)
+    app[_STATE] = _State(config)
     app.router.add_post("/v1/chat/completions", _chat)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/stats", _stats)
@@ -287,7 +314,8 @@ def build_app(config: ServerConfig) -> web.Application:
 
 
 async def _start(config: ServerConfig, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(build_app(config), access_log=None)
+    # handler_cancellation: a request the client gave up on (a hang past its timeout) stops at once
+    runner = web.AppRunner(build_app(config), access_log=None, handler_cancellation=True, shutdown_timeout=1.0)
     await runner.setup()
     # a deep accept queue: bursts of hundreds of new connections must not be reset
     site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
