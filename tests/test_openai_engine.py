@@ -58,8 +58,8 @@ def test_fault_injection_run_keeps_every_item_exactly_once(tmp_path):
     """10% HTTP 500, 5% hangs past the timeout, 5% malformed bodies, 429 bursts; plus items the server always
     refuses (400) and items whose answers never parse. The run completes; every item ends exactly once, as a
     record or as a final error with its reason; transient failures were retried."""
-    faults = Faults(http_500=0.10, hang=0.05, malformed=0.05, rate_limit_every_s=1.5, rate_limit_burst_s=0.2,
-                    retry_after_s=0.05, hang_s=30, seed=1)
+    faults = Faults(http_500=0.10, hang=0.05, malformed=0.05, rate_limit_first=40, rate_limit_every_s=0.5,
+                    rate_limit_burst_s=0.1, retry_after_s=0.05, hang_s=30, seed=1)
     n = 240
     with OpenAIServer(slots=32, latency_s=0.01, faults=faults) as server:
         engine = load("openai", model=server.model, base_url=server.base_url, timeout_s=0.4, max_concurrency=48,
@@ -151,30 +151,35 @@ def test_wrong_key_is_one_clear_permanent_error(monkeypatch):
 
 
 def test_adaptive_concurrency_lowers_on_429_and_recovers():
-    """A 0.6 s burst of 429s right after start, then none: the limit drops, then climbs back to the maximum."""
-    faults = Faults(rate_limit_every_s=3600, rate_limit_burst_s=0.6, retry_after_s=0.05)
+    """The first 100 requests are refused with 429 (Retry-After 10 ms), then none: the in-flight limit halves
+    down to 1 (once per round trip, not once per 429), then climbs back to the maximum as requests succeed."""
+    faults = Faults(rate_limit_first=100, retry_after_s=0.01)
     with OpenAIServer(slots=64, latency_s=0.02, faults=faults) as server:
         engine = load("openai", model=server.model, base_url=server.base_url, max_concurrency=32,
-                      retry_backoff_s=0.02, max_retries=20)
+                      retry_backoff_s=0.01, max_retries=30)
         try:
             samples = []
-            futures = [engine.submit(_ask(f"q{i}")) for i in range(2000)]
+            futures = [engine.submit(_ask(f"q{i}")) for i in range(1500)]
             while not all(f.done() for f in futures):
-                samples.append((time.monotonic(), engine.limit.current, engine.limit.in_flight))
-                time.sleep(0.01)
+                samples.append(engine.limit.in_flight)
+                time.sleep(0.005)
             results = [f.result() for f in futures]
             stats = engine.engine_stats()
+            trace = [limit for _, limit in engine.limit.trace]
         finally:
             engine.close()
-    assert len(results) == 2000
-    lowest = min(s[1] for s in samples)
-    assert lowest <= 4 and stats["decreases"] >= 3
-    low_at = next(t for t, cur, _ in samples if cur == lowest)
-    assert max(cur for t, cur, _ in samples if t > low_at) == 32  # recovered fully
-    assert stats["limit"] == 32 and stats["retries"]["http_429"] > 0
-    climb = [cur for t, cur, _ in samples if t > low_at]
-    assert climb == sorted(climb)  # and only went up once the burst was over
-    assert max(inf for _, _, inf in samples) <= 32
+        refused = server.stats()["faults"]["rate_limited"]
+    assert len(results) == 1500 and refused == 100
+    assert stats["lowest_limit"] == 1 and stats["retries"]["http_429"] == 100
+    # one decrease per round trip: 32 -> 16 -> ... -> 1 takes 5 decreases, far fewer than the 100 refusals
+    assert stats["decreases"] == 5
+    bottom = trace.index(1)
+    assert trace[:bottom + 1] == sorted(trace[:bottom + 1], reverse=True)  # down...
+    last_decrease = max(i for i in range(1, len(trace)) if trace[i] < trace[i - 1])
+    climb = trace[last_decrease:]
+    assert climb == sorted(climb) and climb[-1] == 32 == stats["limit"]  # ...then back up, slowly, to the max
+    assert len(climb) >= 31  # one step at a time
+    assert max(samples) <= 32
 
 
 def test_n_samples_server_side_and_fanned_out():

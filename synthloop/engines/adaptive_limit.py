@@ -87,11 +87,13 @@ class AdaptiveLimit:
         """The server refused a request started in `epoch` because it is overloaded."""
         loop = asyncio.get_running_loop()
         if epoch == self.epoch:
+            before = self.current
             self.limit = max(float(self.minimum), self.limit * self.decrease)
             self.lowest = min(self.lowest, self.limit)
             self.epoch += 1
-            self.decreases += 1
-            self.trace.append((time.time(), self.current))
+            if self.current < before:
+                self.decreases += 1
+                self.trace.append((time.time(), self.current))
         if retry_after and retry_after > 0:
             until = loop.time() + retry_after
             if until > self.paused_until:

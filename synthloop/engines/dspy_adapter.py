@@ -34,6 +34,7 @@ class SchemaJSONAdapter(dspy.JSONAdapter):
         # DSPy builds a pydantic model and its JSON schema for every call (~1 ms of CPU each, measured: half
         # the client's time against a fast server); the schema depends only on the signature class.
         self._formats: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._system: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # it depends on the signature only
 
     def _prepare_response_format(self, lm, lm_kwargs, signature):
         cached = self._formats.get(signature)
@@ -66,6 +67,12 @@ class SchemaJSONAdapter(dspy.JSONAdapter):
         return "\n\n".join(out).strip()
 
     def format_system_message(self, signature) -> str:
+        cached = self._system.get(signature)
+        if cached is None:
+            cached = self._system[signature] = self._system_message(signature)
+        return cached
+
+    def _system_message(self, signature) -> str:
         # The task first: small models follow what they read first.
         return (
             f"{self.format_task_description(signature)}\n\n{self.format_field_description(signature)}\n\n"

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 
 from synthloop.engines import sample_context
 from synthloop.engines.adaptive_limit import AdaptiveLimit
@@ -40,6 +41,7 @@ from synthloop.engines.base import Engine, LoopThread
 from synthloop.engines.config import EngineConfig
 from synthloop.engines.types import ChatRequest, ChatResult, Completion, EngineError, PromptTooLongError
 
+_JSON = {"Content-Type": "application/json"}
 _OVERLOAD = {429, 503}
 _TRANSIENT_4XX = {408, 409, 425}
 _CONTEXT_WORDS = ("context length", "context_length", "maximum context", "too many tokens", "prompt is too long")
@@ -77,11 +79,12 @@ class OpenAIEngine(Engine):
         self.config = config
         self.base_url = (config.base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
         self.host = urlsplit(self.base_url).hostname or self.base_url
+        self._url = f"{self.base_url}/chat/completions"
         self._key = os.environ.get(config.api_key_env) or None
         self.limit = AdaptiveLimit(config.max_concurrency)
         self.n_supported: bool | None = None  # learned from the first answer to n > 1
         self.stats: dict[str, Any] = {"requests": 0, "retries": {}, "failed": {}}
-        self._loop = LoopThread("synthloop-openai")
+        self._loop = self.loop_thread = LoopThread("synthloop-openai")
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
@@ -93,6 +96,13 @@ class OpenAIEngine(Engine):
         if self._closed:
             raise EngineError("the openai engine is closed")
         return self._loop.submit(self._run(request))
+
+    async def agenerate(self, request: ChatRequest) -> ChatResult:
+        if asyncio.get_running_loop() is self._loop.loop:  # on our own loop: no hop through a future
+            if self._closed:
+                raise EngineError("the openai engine is closed")
+            return await self._run(request)
+        return await super().agenerate(request)
 
     def engine_stats(self) -> dict[str, Any]:
         """Requests sent, retries and failures by reason, and the adaptive limit (for manifests, benchmarks)."""
@@ -197,7 +207,7 @@ class OpenAIEngine(Engine):
         epoch = await self.limit.acquire()
         self.stats["requests"] += 1
         try:
-            async with session.post(f"{self.base_url}/chat/completions", json=payload) as response:
+            async with session.post(self._url, data=orjson.dumps(payload), headers=_JSON) as response:
                 body = await response.read()
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
@@ -211,8 +221,8 @@ class OpenAIEngine(Engine):
             self.limit.release()
         if status == 200:
             try:
-                data = json.loads(body)
-            except (json.JSONDecodeError, UnicodeDecodeError):
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
                 raise RequestFailed(f"{self.host}: malformed response body (not JSON: {body[:80]!r})",
                                     kind="malformed", transient=True) from None
             self.limit.succeeded()

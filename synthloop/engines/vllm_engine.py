@@ -69,7 +69,7 @@ class VLLMEngine(Engine):
             args["gpu_memory_utilization"] = cfg.gpu_memory_utilization
         self.dtype = dtype
         self.max_model_len = cfg.max_model_len
-        self._loop = LoopThread("synthloop-vllm")
+        self._loop = self.loop_thread = LoopThread("synthloop-vllm")
         try:
             self._llm = self._loop.call(self._build(AsyncEngineArgs(**args)))
         except Exception:
@@ -94,6 +94,13 @@ class VLLMEngine(Engine):
         if self._closed:
             raise EngineError("the vLLM engine is closed")
         return self._loop.submit(self._run(request))
+
+    async def agenerate(self, request: ChatRequest) -> ChatResult:
+        if asyncio.get_running_loop() is self._loop.loop:  # on our own loop: no hop through a future
+            if self._closed:
+                raise EngineError("the vLLM engine is closed")
+            return await self._run(request)
+        return await super().agenerate(request)
 
     async def _run(self, request: ChatRequest) -> ChatResult:
         from vllm import SamplingParams

@@ -105,6 +105,27 @@ class CachedEngine(Engine):
         future.add_done_callback(store)
         return future
 
+    @property
+    def loop_thread(self):  # type: ignore[override]
+        return self.inner.loop_thread
+
+    async def agenerate(self, request: ChatRequest) -> ChatResult:
+        """Like `submit`, but awaits the inner engine's `agenerate` (no thread hop on the engine's own loop)."""
+        key = request.cache_key(self.model)
+        hit = self.cache.get(key)
+        if hit is not None:
+            with self._stats_lock:
+                self.hits += 1
+            return hit.model_copy(update={"cached": True})
+        with self._stats_lock:
+            self.misses += 1
+        result = await self.inner.agenerate(request)
+        self.cache.put(key, result)
+        with self._stats_lock:
+            self.output_tokens += result.output_tokens
+            self.prompt_tokens += result.prompt_tokens
+        return result
+
     def close(self) -> None:
         """Closes the cache only; the inner engine belongs to whoever built it."""
         self.cache.close()

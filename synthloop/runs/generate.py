@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import itertools
 import signal
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -118,8 +120,22 @@ def generate(
     sampling = sampling or Sampling()
     identity = run_identity(program, engine.describe(), sampling, seed, caller_inputs=inputs is not None)
     rundir = RunDir.open(run, identity=identity, kind="generate", resume=resume, config_yaml=config_yaml)
-    return asyncio.run(_Runner(program, engine, rundir, inputs, num_records, sampling, seed, concurrency,
-                               max_attempts, max_items, json_max_chars, progress).run())
+    runner = _Runner(program, engine, rundir, inputs, num_records, sampling, seed, concurrency, max_attempts,
+                     max_items, json_max_chars, progress)
+    thread = engine.loop_thread
+    if thread is None:
+        return asyncio.run(runner.run())
+    # An engine with its own event loop (openai, vllm): the run goes there, so each model call is a plain
+    # await instead of a hop between threads (measured: ~15% of the client's CPU at 600 req/s).
+    # SIGTERM is caught here, in the main thread, and passed on.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: runner.request_stop())
+    try:
+        return thread.run(runner.run())
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 class _Runner:
@@ -145,6 +161,7 @@ class _Runner:
         self.consecutive_engine_failures = 0
         self.errors_log: AppendLog | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._interrupt = None
         self.provenance = {"program": program.name, **engine.describe(),
                            "sampling": sampling.model_dump(mode="json", exclude={"seed"}), "run": rundir.path.name}
 
@@ -184,6 +201,12 @@ class _Runner:
                     if transient:
                         await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
         return item, None, last
+
+    def request_stop(self) -> None:
+        """Stop taking new items and end the run cleanly (thread-safe; SIGTERM does this)."""
+        if self.loop is not None and self._interrupt is not None:
+            with contextlib.suppress(RuntimeError):
+                self.loop.call_soon_threadsafe(self._interrupt)
 
     def _log_error(self, row: dict[str, Any]) -> None:
         if self.errors_log is not None:
@@ -265,10 +288,10 @@ class _Runner:
             if on_done_wake is not None and not on_done_wake.done():
                 on_done_wake.set_result(None)
 
-        try:
-            loop.add_signal_handler(signal.SIGTERM, interrupt)
-        except (NotImplementedError, RuntimeError):
-            pass
+        self._interrupt = interrupt
+        if threading.current_thread() is threading.main_thread():
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(signal.SIGTERM, interrupt)
         shard = AppendLog(next_part(self.rundir.records_dir))
         logs = (shard, AppendLog(self.rundir.filtered_path), AppendLog(self.rundir.errors_path))
         self.errors_log = logs[2]
@@ -319,7 +342,7 @@ class _Runner:
                         if progress.disable and now - last_print > 15:  # no terminal: a log line now and then
                             console.print(f"[{self.program.name}] {self.summary.kept}/{total or '?'} kept · {detail}")
                             last_print = now
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, asyncio.CancelledError):
             status = "interrupted"
             raise
         except RunAborted as exc:

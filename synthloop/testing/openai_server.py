@@ -18,9 +18,10 @@ with `honour_n=False`, like servers that ignore `n`), seeded text, token `usage`
 JSONAdapter prompts get their own format, so unmodified DSPy programs parse its answers.
 
 Faults: random HTTP 500s, hangs (never answered; the client must time out), malformed bodies (cut-off
-JSON, or JSON without `choices`), and 429 bursts (every request inside a time window is refused with
-`Retry-After`). A message can also ask for its own fault: `[[fault:400]]` (permanent), `[[fault:500]]`
-(always), `[[fault:hang]]`, `[[fault:garbage]]` (a 200 whose content ignores the requested format).
+JSON, or JSON without `choices`), and 429s with `Retry-After` (in bursts: every request inside a time
+window, or the first N requests). A message can also ask for its own fault: `[[fault:400]]`
+(permanent), `[[fault:500]]` (always), `[[fault:hang]]`, `[[fault:garbage]]` (a 200 whose content
+ignores the requested format).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class Faults(BaseModel):
     malformed: float = Field(0.0, ge=0, le=1, description="Share answered 200 with a malformed body.")
     rate_limit_every_s: float | None = Field(None, gt=0, description="A 429 burst starts every this many seconds.")
     rate_limit_burst_s: float = Field(0.5, ge=0, description="How long each 429 burst lasts.")
+    rate_limit_first: int = Field(0, ge=0, description="The first this many requests are refused with 429.")
     retry_after_s: float | None = Field(0.2, ge=0, description="Retry-After sent with 429s (None: no header).")
     hang_s: float = Field(3600.0, gt=0, description="How long a hung request stays unanswered.")
     seed: int = 0
@@ -264,7 +266,7 @@ async def _chat(request: web.Request) -> web.StreamResponse:
     if directive == "500":
         state.count("faults", "directed_500")
         return _error(500, state, "this request asked to fail ([[fault:500]])", "server_error")
-    if state.in_burst():
+    if state.in_burst() or number <= faults.rate_limit_first:
         state.count("faults", "rate_limited")
         headers = {"Retry-After": f"{faults.retry_after_s:g}"} if faults.retry_after_s is not None else None
         return _error(429, state, "rate limit reached, slow down", "rate_limit_error", headers=headers)
