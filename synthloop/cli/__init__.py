@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from synthloop.cli import generate, models, runs
+from synthloop.cli import generate, models, runs, serve
 from synthloop.cli.common import friendly_errors
 
 app = typer.Typer(
@@ -26,6 +26,7 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
 app.command("generate")(generate.generate)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:
