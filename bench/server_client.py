@@ -46,7 +46,8 @@ def timed(fn):
     count = fn()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return {"requests": count, "seconds": round(wall, 2), "req_per_s": round(count / wall, 1),
-            "share_of_capacity": round(count / wall / CAPACITY, 4), "client_cpu_ms_per_request": round(cpu / count * 1e3, 3)}
+            "share_of_capacity": round(count / wall / CAPACITY, 4),
+            "client_cpu_ms_per_request": round(cpu / count * 1e3, 3)}
 
 
 def run_synthloop(server: OpenAIServer, scratch: Path) -> int:

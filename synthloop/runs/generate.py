@@ -115,13 +115,17 @@ def generate(
     config_yaml: str | None = None,
     json_max_chars: int | None = None,
     progress: bool = True,
+    adapter: dspy.Adapter | None = None,
 ) -> RunSummary:
-    """Run `program` into the run directory `run`; returns counts. See the module docstring."""
+    """Run `program` into the run directory `run`; returns counts. See the module docstring.
+
+    `adapter`: the DSPy adapter (default: `SchemaJSONAdapter` on engines that enforce JSON schemas, else
+    DSPy's ChatAdapter)."""
     sampling = sampling or Sampling()
     identity = run_identity(program, engine.describe(), sampling, seed, caller_inputs=inputs is not None)
     rundir = RunDir.open(run, identity=identity, kind="generate", resume=resume, config_yaml=config_yaml)
     runner = _Runner(program, engine, rundir, inputs, num_records, sampling, seed, concurrency, max_attempts,
-                     max_items, json_max_chars, progress)
+                     max_items, json_max_chars, progress, adapter)
     thread = engine.loop_thread
     if thread is None:
         return asyncio.run(runner.run())
@@ -140,7 +144,7 @@ def generate(
 
 class _Runner:
     def __init__(self, program, engine, rundir, inputs, num_records, sampling, seed, concurrency, max_attempts,
-                 max_items, json_max_chars, progress):
+                 max_items, json_max_chars, progress, adapter=None):
         self.program: SynthProgram = program
         self.rundir: RunDir = rundir
         self.cache = RequestCache(rundir.cache_path)
@@ -155,7 +159,7 @@ class _Runner:
         self.show_progress = progress
         self.lm = dspy_lm(self.engine, temperature=sampling.temperature, max_tokens=sampling.max_tokens,
                           top_p=sampling.top_p, json_max_chars=json_max_chars)
-        self.adapter = SchemaJSONAdapter() if engine.supports_json_schema else dspy.ChatAdapter()
+        self.adapter = adapter or (SchemaJSONAdapter() if engine.supports_json_schema else dspy.ChatAdapter())
         self.summary = RunSummary(run=rundir)
         self.done: set[int] = set()
         self.consecutive_engine_failures = 0

@@ -1,0 +1,297 @@
+"""What synthloop's DSPy path costs on a local engine: the same 1,000 prompts through a DSPy program run by
+`synthloop.generate`, and straight into the engine's own batched API, side by side in one run.
+
+  vllm (SmolLM2-135M-Instruct, in-process):
+    synthloop     RespondProgram over 1,000 self-instruct-style requests (SchemaJSONAdapter, JSON schema
+                  enforced by vLLM), concurrency 256; every request it sent is recorded
+    raw           the recorded requests (same token ids, sampling, seeds, schemas) into vLLM's AsyncLLM,
+                  all at once: vLLM's own batched API, nothing of synthloop's in between
+    dspy_batch    DSPy's default `Module.batch` (8 threads) on the same program and engine (a subset)
+    parse_rate    a two-field signature (answer: str, confidence: float) on 200 prompts, one attempt each:
+                  with constrained decoding (synthloop's default), and without (DSPy's ChatAdapter and
+                  JSONAdapter, prompt only) -- the share of answers that parse
+    close         RSS of this process and its children before the engine, with it, and after close()
+  transformers (same model, float32): synthloop vs `TransformersEngine.generate` on the recorded requests
+
+The prefix cache is reset between vLLM variants, so none profits from another's prompts.
+Run under the shared lock:  flock /tmp/synthloop-heavy.lock python bench/engine_overhead.py
+Saves bench/results/engine_overhead.json; `ratio` = synthloop tokens/s over raw AsyncLLM tokens/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import dspy  # noqa: E402
+import psutil  # noqa: E402
+from common import RespondProgram, machine, save  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+from synthloop.engines import EngineConfig, Sampling  # noqa: E402
+from synthloop.engines.base import Engine  # noqa: E402
+from synthloop.runs.generate import generate  # noqa: E402
+from synthloop.synth.base import SynthProgram  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def prompts(n: int) -> list[str]:
+    """Self-instruct-style requests from the shared data: seed tasks, Vicuna, MT-Bench, IFEval, then GSM8K."""
+    out = []
+    for line in (DATA / "self_instruct" / "seed_tasks.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        first = (row.get("instances") or [{}])[0].get("input", "")
+        out.append(f"{row['instruction']}\n{first}".strip())
+    for name in ("vicuna_bench_question.jsonl", "question.jsonl"):
+        out += [json.loads(line)["turns"][0] for line in (DATA / "mt_bench" / name).read_text().splitlines()]
+    out += [json.loads(line)["prompt"] for line in (DATA / "ifeval" / "input_data.jsonl").read_text().splitlines()]
+    out += [json.loads(line)["question"] for line in (DATA / "gsm8k" / "test.jsonl").read_text().splitlines()]
+    return out[:n]
+
+
+class Recording(Engine):
+    """Passes every request on, remembering it (the raw variant replays exactly these)."""
+
+    def __init__(self, inner: Engine):
+        super().__init__(inner.model)
+        self.inner, self.requests, self.output_tokens = inner, [], 0
+        self.kind = inner.kind  # type: ignore[misc]
+
+    @property
+    def loop_thread(self):  # type: ignore[override]
+        return self.inner.loop_thread
+
+    def describe(self):
+        return self.inner.describe()
+
+    def submit(self, request):
+        self.requests.append(request)
+        future = self.inner.submit(request)
+        future.add_done_callback(lambda f: self._count(f.result()) if f.exception() is None else None)
+        return future
+
+    async def agenerate(self, request):
+        self.requests.append(request)
+        return self._count(await self.inner.agenerate(request))
+
+    def _count(self, result):
+        self.output_tokens += result.output_tokens
+        return result
+
+
+class Assess(dspy.Signature):
+    """Answer the question, and say how confident you are."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.OutputField()
+    confidence: float = dspy.OutputField(desc="between 0 and 1")
+
+
+class _AssessConfig(BaseModel):
+    kind: str = "assess"
+
+
+class AssessProgram(SynthProgram):
+    name = "assess"
+    config_class = _AssessConfig
+
+    def __init__(self):
+        super().__init__()
+        self.assess = dspy.Predict(Assess)
+
+    async def aforward(self, question: str) -> dspy.Prediction:
+        return await self.assess.acall(question=question)
+
+
+def tree_rss_mb() -> tuple[float, int]:
+    me = psutil.Process()
+    procs = [me, *me.children(recursive=True)]
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return round(total / 2**20, 1), len(procs) - 1
+
+
+def run_synthloop(engine: Engine, texts: list[str], scratch: Path, name: str, sampling: Sampling,
+                  concurrency: int = 256) -> tuple[dict, Recording]:
+    recording = Recording(engine)
+    started = time.perf_counter()
+    summary = generate(RespondProgram(), engine=recording, run=scratch / name, concurrency=concurrency,
+                       sampling=sampling, inputs=({"request": t} for t in texts), progress=False)
+    seconds = time.perf_counter() - started
+    return {"items": len(texts), "kept": summary.kept, "failed": summary.failed, "seconds": round(seconds, 2),
+            "output_tokens": summary.output_tokens, "tok_per_s": round(summary.output_tokens / seconds, 1),
+            "model_calls": len(recording.requests)}, recording
+
+
+def run_raw_vllm(engine, requests) -> dict:
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+    async def one(r) -> int:
+        s = r.sampling
+        params = SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
+                                stop=list(s.stop) or None, output_kind=RequestOutputKind.FINAL_ONLY,
+                                structured_outputs=StructuredOutputsParams(json=r.json_schema) if r.json_schema
+                                else None)
+        ids = engine.prompt_ids(r.messages)
+        final = None
+        async for out in engine._llm.generate({"prompt_token_ids": ids}, params, request_id=uuid.uuid4().hex):
+            final = out
+        return sum(len(o.token_ids) for o in final.outputs)
+
+    async def all_of() -> list[int]:
+        return await asyncio.gather(*(one(r) for r in requests))
+
+    started = time.perf_counter()
+    counts = engine._loop.call(all_of())
+    seconds = time.perf_counter() - started
+    tokens = sum(counts)
+    return {"requests": len(requests), "seconds": round(seconds, 2), "output_tokens": tokens,
+            "tok_per_s": round(tokens / seconds, 1)}
+
+
+def run_dspy_batch(engine: Engine, texts: list[str], sampling: Sampling) -> dict:
+    from synthloop.engines.dspy_adapter import SchemaJSONAdapter
+    from synthloop.engines.dspy_bridge import dspy_lm
+
+    counter = Recording(engine)
+    lm = dspy_lm(counter, temperature=sampling.temperature, max_tokens=sampling.max_tokens, seed=0)
+    examples = [dspy.Example(request=t).with_inputs("request") for t in texts]
+    started = time.perf_counter()
+    with dspy.context(lm=lm, adapter=SchemaJSONAdapter(), disable_history=True):
+        results = RespondProgram().batch(examples, disable_progress_bar=True)  # DSPy's default num_threads
+    seconds = time.perf_counter() - started
+    return {"items": len(texts), "parsed": sum(r is not None for r in results), "seconds": round(seconds, 2),
+            "output_tokens": counter.output_tokens, "tok_per_s": round(counter.output_tokens / seconds, 1),
+            "threads": dspy.settings.num_threads}
+
+
+def parse_rates(engine: Engine, texts: list[str], scratch: Path) -> dict:
+    out = {}
+    sampling = Sampling(temperature=0.7, max_tokens=160)
+    for label, schema, adapter in [("constrained (synthloop default: schema enforced)", True, None),
+                                   ("unconstrained ChatAdapter (DSPy default)", False, dspy.ChatAdapter()),
+                                   ("unconstrained JSONAdapter (prompt only)", False, dspy.JSONAdapter())]:
+        engine.supports_json_schema = schema  # off: the bridge sends no schema, the engine does not constrain
+        try:
+            engine._loop.call(engine._llm.reset_prefix_cache())
+            started = time.perf_counter()
+            summary = generate(AssessProgram(), engine=engine, run=scratch / f"parse-{len(out)}", concurrency=256,
+                               sampling=sampling, max_attempts=1, progress=False, adapter=adapter,
+                               inputs=({"question": t} for t in texts))
+            seconds = time.perf_counter() - started
+        finally:
+            engine.supports_json_schema = True
+        out[label] = {"items": len(texts), "parsed": summary.kept + summary.filtered, "failed": summary.failed,
+                      "parse_rate": round((summary.kept + summary.filtered) / len(texts), 4),
+                      "failure_kinds": summary.failure_reasons, "seconds": round(seconds, 1)}
+        print(f"  parse rate {label}: {out[label]['parse_rate']:.1%} ({summary.failure_reasons})")
+    return out
+
+
+def vllm_phase(args, texts: list[str], scratch: Path) -> dict:
+    from synthloop.engines import registry
+    from synthloop.engines.vllm_engine import VLLMEngine
+
+    path = registry.prepare("smollm2-135m-instruct")
+    memory = {"before_engine": tree_rss_mb()}
+    started = time.perf_counter()
+    engine = VLLMEngine(path, name="smollm2-135m-instruct",
+                        config=EngineConfig(kind="vllm", dtype=args.dtype, kv_cache_gib=1.0))
+    start_s = time.perf_counter() - started
+    memory["with_engine"] = tree_rss_mb()
+    sampling = Sampling(temperature=0.7, max_tokens=args.max_tokens)
+    result: dict = {"engine_start_s": round(start_s, 1), "dtype": engine.dtype}
+    try:
+        run_synthloop(engine, texts[:64], scratch, "warmup", sampling)  # kernels, schema compiler, caches
+        engine._loop.call(engine._llm.reset_prefix_cache())
+        ours, recording = run_synthloop(engine, texts, scratch, "synthloop", sampling)
+        print(f"  synthloop : {ours['tok_per_s']} tok/s ({ours['output_tokens']} tokens, {ours['seconds']} s)")
+        engine._loop.call(engine._llm.reset_prefix_cache())
+        raw = run_raw_vllm(engine, recording.requests)
+        print(f"  raw vLLM  : {raw['tok_per_s']} tok/s ({raw['output_tokens']} tokens, {raw['seconds']} s)")
+        engine._loop.call(engine._llm.reset_prefix_cache())
+        batch = run_dspy_batch(engine, texts[: args.dspy_batch_prompts], sampling)
+        print(f"  DSPy batch: {batch['tok_per_s']} tok/s on {batch['items']} items")
+        parse = parse_rates(engine, texts[: args.parse_prompts], scratch) if args.parse_prompts else {}
+        memory["with_engine_after_work"] = tree_rss_mb()
+    finally:
+        engine.close()
+    time.sleep(2)
+    memory["after_close"] = tree_rss_mb()
+    result.update({"synthloop": ours, "raw_asyncllm": raw, "dspy_module_batch": batch, "parse_rate": parse,
+                   "ratio": round(ours["tok_per_s"] / raw["tok_per_s"], 4),
+                   "memory_tree_rss_mb_and_children": memory})
+    print(f"  memory (MB, child processes): {memory}")
+    return result
+
+
+def transformers_phase(args, texts: list[str], scratch: Path) -> dict:
+    from synthloop.engines import registry
+    from synthloop.engines.transformers_engine import TransformersEngine
+
+    path = registry.prepare("smollm2-135m-instruct")
+    engine = TransformersEngine(path, name="smollm2-135m-instruct",
+                                config=EngineConfig(kind="transformers", dtype="float32", batch_size=64))
+    sampling = Sampling(temperature=0.7, max_tokens=args.max_tokens)
+    try:
+        run_synthloop(engine, texts[:16], scratch, "tf-warmup", sampling, concurrency=64)
+        ours, recording = run_synthloop(engine, texts, scratch, "tf-synthloop", sampling, concurrency=64)
+        started = time.perf_counter()
+        results = engine.generate(recording.requests)
+        seconds = time.perf_counter() - started
+    finally:
+        engine.close()
+    tokens = sum(r.output_tokens for r in results)
+    raw = {"requests": len(results), "seconds": round(seconds, 2), "output_tokens": tokens,
+           "tok_per_s": round(tokens / seconds, 1)}
+    print(f"  transformers synthloop {ours['tok_per_s']} tok/s, engine.generate {raw['tok_per_s']} tok/s")
+    return {"dtype": "float32", "synthloop": ours, "engine_generate": raw,
+            "ratio": round(ours["tok_per_s"] / raw["tok_per_s"], 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prompts", type=int, default=1000)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--dtype", default="bfloat16", help="vLLM dtype (the engine's default is bfloat16)")
+    parser.add_argument("--dspy-batch-prompts", type=int, default=160)
+    parser.add_argument("--parse-prompts", type=int, default=200)
+    parser.add_argument("--transformers-prompts", type=int, default=100, help="0 skips the transformers phase")
+    args = parser.parse_args()
+    info = machine()
+    texts = prompts(args.prompts)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-engine-overhead-"))
+    try:
+        print(f"vLLM phase: {len(texts)} prompts, max_tokens {args.max_tokens}")
+        vllm = vllm_phase(args, texts, scratch)
+        tf = None
+        if args.transformers_prompts:
+            print(f"transformers phase: {args.transformers_prompts} prompts")
+            tf = transformers_phase(args, texts[: args.transformers_prompts], scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    data = {"ratio": vllm["ratio"], "target": 0.9,
+            "ratio_definition": "synthloop (DSPy program via synthloop.generate) generated tokens/s over the same "
+                                "recorded requests sent straight into vLLM's AsyncLLM",
+            "model": "smollm2-135m-instruct", "prompts": len(texts), "max_tokens": args.max_tokens,
+            "vllm": vllm, "transformers": tf, "machine": info}
+    print(f"ratio {data['ratio']:.3f} (target 0.90)" + (f"; transformers {tf['ratio']:.3f}" if tf else ""))
+    save("engine_overhead", data)
+
+
+if __name__ == "__main__":
+    main()
