@@ -206,10 +206,10 @@ def vllm_phase(args, texts: list[str], scratch: Path) -> dict:
     from synthloop.engines import registry
     from synthloop.engines.vllm_engine import VLLMEngine
 
-    path = registry.prepare("smollm2-135m-instruct")
+    path = registry.prepare(args.model)
     memory = {"before_engine": tree_rss_mb()}
     started = time.perf_counter()
-    engine = VLLMEngine(path, name="smollm2-135m-instruct",
+    engine = VLLMEngine(path, name=args.model,
                         config=EngineConfig(kind="vllm", dtype=args.dtype, kv_cache_gib=1.0))
     start_s = time.perf_counter() - started
     memory["with_engine"] = tree_rss_mb()
@@ -243,8 +243,8 @@ def transformers_phase(args, texts: list[str], scratch: Path) -> dict:
     from synthloop.engines import registry
     from synthloop.engines.transformers_engine import TransformersEngine
 
-    path = registry.prepare("smollm2-135m-instruct")
-    engine = TransformersEngine(path, name="smollm2-135m-instruct",
+    path = registry.prepare(args.model)
+    engine = TransformersEngine(path, name=args.model,
                                 config=EngineConfig(kind="transformers", dtype="float32", batch_size=64))
     sampling = Sampling(temperature=0.7, max_tokens=args.max_tokens)
     try:
@@ -266,6 +266,8 @@ def transformers_phase(args, texts: list[str], scratch: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=1000)
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="tiny-random-chat to try the code paths")
+    parser.add_argument("--no-vllm", dest="vllm", action="store_false", help="skip the vLLM phase")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--dtype", default="bfloat16", help="vLLM dtype (the engine's default is bfloat16)")
     parser.add_argument("--dspy-batch-prompts", type=int, default=160)
@@ -276,20 +278,25 @@ def main() -> None:
     texts = prompts(args.prompts)
     scratch = Path(tempfile.mkdtemp(prefix="bench-engine-overhead-"))
     try:
-        print(f"vLLM phase: {len(texts)} prompts, max_tokens {args.max_tokens}")
-        vllm = vllm_phase(args, texts, scratch)
+        vllm = None
+        if args.vllm:
+            print(f"vLLM phase: {len(texts)} prompts, max_tokens {args.max_tokens}")
+            vllm = vllm_phase(args, texts, scratch)
         tf = None
         if args.transformers_prompts:
             print(f"transformers phase: {args.transformers_prompts} prompts")
             tf = transformers_phase(args, texts[: args.transformers_prompts], scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    data = {"ratio": vllm["ratio"], "target": 0.9,
+    data = {"ratio": vllm["ratio"] if vllm else None, "target": 0.9,
             "ratio_definition": "synthloop (DSPy program via synthloop.generate) generated tokens/s over the same "
                                 "recorded requests sent straight into vLLM's AsyncLLM",
-            "model": "smollm2-135m-instruct", "prompts": len(texts), "max_tokens": args.max_tokens,
+            "model": args.model, "prompts": len(texts), "max_tokens": args.max_tokens,
             "vllm": vllm, "transformers": tf, "machine": info}
-    print(f"ratio {data['ratio']:.3f} (target 0.90)" + (f"; transformers {tf['ratio']:.3f}" if tf else ""))
+    print(f"ratio {data['ratio']} (target 0.90)" + (f"; transformers {tf['ratio']:.3f}" if tf else ""))
+    if args.model != "smollm2-135m-instruct" or not args.vllm:
+        print("(a trial run: results not saved)")
+        return
     save("engine_overhead", data)
 
 
