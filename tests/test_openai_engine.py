@@ -286,3 +286,39 @@ def test_dspy_stock_adapters_parse_the_fake_server(tmp_path):
             engine.close()
     for name, kinds in outcomes.items():
         assert Counter(kinds) == Counter({(str, float): 4}), name
+
+
+def test_sigterm_stops_a_run_on_the_engine_loop_cleanly_and_it_resumes(tmp_path):
+    """Runs on an engine with its own loop execute on that loop: SIGTERM must still end them cleanly."""
+    import signal
+
+    from helpers import SEED_TASKS, popen_cli, run_cli, write_config
+
+    from synthloop.runs.run_dir import RunDir
+
+    with OpenAIServer(slots=4, latency_s=0.05) as server:
+        config = write_config(tmp_path / "term.yaml", {
+            "output_dir": str(tmp_path / "runs"),
+            "program": {"kind": "self_instruct", "seed_tasks": str(SEED_TASKS), "num_examples": 2, "min_words": 1,
+                        "rouge_threshold": 1.0},
+            "engine": {"kind": "openai", "model": server.model, "base_url": server.base_url},
+            "num_records": 40, "concurrency": 2, "show_examples": 0,
+        })
+        run = RunDir(tmp_path / "runs" / "term")
+        proc = popen_cli("generate", str(config))
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if run.records_dir.is_dir() and sum(1 for _ in run.iter_records()) >= 3:
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, proc.stdout.read()[-2000:]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        assert run.manifest()["status"] == "interrupted", proc.stdout.read()[-2000:]
+        first = [r["id"] for r in run.iter_records()]
+        assert 3 <= len(first) < 40
+        again = run_cli("generate", str(config))
+    assert again.returncode == 0, again.stderr[-2000:]
+    ids = [r["id"] for r in run.iter_records()]
+    assert len(ids) == len(set(ids)) == 40 and set(first) <= set(ids)
+    assert run.manifest()["status"] == "completed"
