@@ -322,3 +322,21 @@ def test_sigterm_stops_a_run_on_the_engine_loop_cleanly_and_it_resumes(tmp_path)
     ids = [r["id"] for r in run.iter_records()]
     assert len(ids) == len(set(ids)) == 40 and set(first) <= set(ids)
     assert run.manifest()["status"] == "completed"
+
+
+def test_a_dspy_program_over_a_dataset_keeps_the_server_full(tmp_path):
+    """`generate` puts every item's calls on the wire at once (up to `concurrency`), not DSPy's 8 threads:
+    64 slots x 50 ms; 384 items of one call each take ~0.3 s at 64 in flight, 2.4 s at 8."""
+    with OpenAIServer(slots=64, latency_s=0.05) as server:
+        engine = load("openai", model=server.model, base_url=server.base_url, max_concurrency=64)
+        try:
+            start = time.monotonic()
+            summary = generate(QA(), engine=engine, run=tmp_path / "full", concurrency=64, progress=False,
+                               inputs=({"question": f"what is {i}?"} for i in range(384)))
+            seconds = time.monotonic() - start
+        finally:
+            engine.close()
+        stats = server.stats()
+    assert summary.kept == 384
+    assert stats["max_in_flight"] >= 56 and engine.limit.max_in_flight == 64
+    assert seconds < 384 * 0.05 / 8 / 2  # at least twice as fast as 8 threads could be
