@@ -340,3 +340,13 @@ def test_a_dspy_program_over_a_dataset_keeps_the_server_full(tmp_path):
     assert summary.kept == 384
     assert stats["max_in_flight"] >= 56 and engine.limit.max_in_flight == 64
     assert seconds < 384 * 0.05 / 8 / 2  # at least twice as fast as 8 threads could be
+
+
+def test_credentials_in_the_url_are_refused_without_echoing_them():
+    from helpers import run_cli
+
+    result = run_cli("generate", "configs/self_instruct.yaml", "--set", "engine.kind=openai",
+                     "--set", "engine.base_url=http://me:sk-secret-99@127.0.0.1:9/v1")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "engine.api_key_env" in lines[0]
+    assert "sk-secret-99" not in result.stderr + result.stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from synthloop.configs import RUNTIME, Config
 
@@ -70,3 +70,13 @@ class EngineConfig(Config):
         description="Constrained JSON output: the longest string a field may hold. Default: derived from "
         "max_tokens so that the JSON always closes before the token budget ends.",
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value and (urlsplit(value).username or urlsplit(value).password):
+            raise ValueError("no credentials in the URL (the config is written to the run directory); put the "
+                             "key in an environment variable and name it in engine.api_key_env")
+        return value
