@@ -67,7 +67,8 @@ def serve(
         fail(str(exc))
     client_host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
     base_url = f"http://{client_host}:{cfg.port}/v1"
-    console.print(f"starting vLLM on {checkpoint} as [bold]{name}[/] at {base_url} ...", highlight=False)
+    console.print(f"starting vLLM on {checkpoint} as [bold]{name}[/] at {base_url} ...", highlight=False,
+                  soft_wrap=True)
     tail: collections.deque[str] = collections.deque(maxlen=30)
     proc = subprocess.Popen(cmd, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
