@@ -103,6 +103,9 @@ def test_real_server_serves_the_openai_engine(tiny_model_path, monkeypatch):
                 break
         assert any(line.startswith("ready") for line in lines), "".join(lines)[-3000:]
         usage = "".join(proc.stderr.readline() for _ in range(2))  # the usage lines after "ready"
+        import threading
+
+        threading.Thread(target=proc.stderr.read, daemon=True).start()  # the server's log: never let it block
         assert f"engine.base_url=http://127.0.0.1:{port}/v1" in usage and "engine.model=tiny-random-chat" in usage
 
         monkeypatch.setenv("SYNTHLOOP_SERVE_KEY", "sk-serve-test-1")
