@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -217,23 +218,43 @@ def vllm_phase(args, texts: list[str], scratch: Path) -> dict:
     result: dict = {"engine_start_s": round(start_s, 1), "dtype": engine.dtype}
     try:
         run_synthloop(engine, texts[:64], scratch, "warmup", sampling)  # kernels, schema compiler, caches
-        engine._loop.call(engine._llm.reset_prefix_cache())
-        ours, recording = run_synthloop(engine, texts, scratch, "synthloop", sampling)
+        # Interleaved chunks (synthloop, then raw on the same recorded requests, chunk after chunk): on a shared
+        # machine the load drifts over minutes, and both variants then see the same drift.
+        chunks = [texts[i::args.chunks] for i in range(args.chunks)]
+        per_chunk, totals = [], {"synthloop": [0, 0.0, 0, 0], "raw": [0, 0.0, 0, 0]}
+        for k, chunk in enumerate(chunks):
+            engine._loop.call(engine._llm.reset_prefix_cache())
+            ours, recording = run_synthloop(engine, chunk, scratch, f"synthloop-{k}", sampling)
+            engine._loop.call(engine._llm.reset_prefix_cache())
+            raw = run_raw_vllm(engine, recording.requests)
+            per_chunk.append({"synthloop": ours, "raw": raw, "load_avg_1m": round(os.getloadavg()[0], 2)})
+            for name, fig in (("synthloop", ours), ("raw", raw)):
+                totals[name][0] += fig["output_tokens"]
+                totals[name][1] += fig["seconds"]
+                totals[name][2] += fig.get("kept", fig.get("requests", 0))
+                totals[name][3] += fig.get("model_calls", fig.get("requests", 0))
+            print(f"  chunk {k}: synthloop {ours['tok_per_s']} tok/s, raw {raw['tok_per_s']} tok/s "
+                  f"(load {per_chunk[-1]['load_avg_1m']})")
+        ours = {"items": len(texts), "kept": totals["synthloop"][2], "model_calls": totals["synthloop"][3],
+                "output_tokens": totals["synthloop"][0], "seconds": round(totals["synthloop"][1], 2),
+                "tok_per_s": round(totals["synthloop"][0] / totals["synthloop"][1], 1)}
+        raw = {"requests": totals["raw"][3], "output_tokens": totals["raw"][0], "seconds": round(totals["raw"][1], 2),
+               "tok_per_s": round(totals["raw"][0] / totals["raw"][1], 1)}
         print(f"  synthloop : {ours['tok_per_s']} tok/s ({ours['output_tokens']} tokens, {ours['seconds']} s)")
-        engine._loop.call(engine._llm.reset_prefix_cache())
-        raw = run_raw_vllm(engine, recording.requests)
         print(f"  raw vLLM  : {raw['tok_per_s']} tok/s ({raw['output_tokens']} tokens, {raw['seconds']} s)")
-        engine._loop.call(engine._llm.reset_prefix_cache())
-        batch = run_dspy_batch(engine, texts[: args.dspy_batch_prompts], sampling)
-        print(f"  DSPy batch: {batch['tok_per_s']} tok/s on {batch['items']} items")
-        parse = parse_rates(engine, texts[: args.parse_prompts], scratch) if args.parse_prompts else {}
+        batch = parse = None
+        if not args.reuse_extras:
+            engine._loop.call(engine._llm.reset_prefix_cache())
+            batch = run_dspy_batch(engine, texts[: args.dspy_batch_prompts], sampling)
+            print(f"  DSPy batch: {batch['tok_per_s']} tok/s on {batch['items']} items")
+            parse = parse_rates(engine, texts[: args.parse_prompts], scratch) if args.parse_prompts else {}
         memory["with_engine_after_work"] = tree_rss_mb()
     finally:
         engine.close()
     time.sleep(2)
     memory["after_close"] = tree_rss_mb()
     result.update({"synthloop": ours, "raw_asyncllm": raw, "dspy_module_batch": batch, "parse_rate": parse,
-                   "ratio": round(ours["tok_per_s"] / raw["tok_per_s"], 4),
+                   "ratio": round(ours["tok_per_s"] / raw["tok_per_s"], 4), "chunks": per_chunk,
                    "memory_tree_rss_mb_and_children": memory})
     print(f"  memory (MB, child processes): {memory}")
     return result
@@ -273,6 +294,9 @@ def main() -> None:
     parser.add_argument("--dspy-batch-prompts", type=int, default=160)
     parser.add_argument("--parse-prompts", type=int, default=200)
     parser.add_argument("--transformers-prompts", type=int, default=100, help="0 skips the transformers phase")
+    parser.add_argument("--chunks", type=int, default=4, help="interleaved synthloop/raw rounds")
+    parser.add_argument("--reuse-extras", action="store_true",
+                        help="skip DSPy batch, parse rates and transformers; keep them from the saved results")
     args = parser.parse_args()
     info = machine()
     texts = prompts(args.prompts)
@@ -283,7 +307,7 @@ def main() -> None:
             print(f"vLLM phase: {len(texts)} prompts, max_tokens {args.max_tokens}")
             vllm = vllm_phase(args, texts, scratch)
         tf = None
-        if args.transformers_prompts:
+        if args.transformers_prompts and not args.reuse_extras:
             print(f"transformers phase: {args.transformers_prompts} prompts")
             tf = transformers_phase(args, texts[: args.transformers_prompts], scratch)
     finally:
@@ -293,6 +317,14 @@ def main() -> None:
                                 "recorded requests sent straight into vLLM's AsyncLLM",
             "model": args.model, "prompts": len(texts), "max_tokens": args.max_tokens,
             "vllm": vllm, "transformers": tf, "machine": info}
+    if args.reuse_extras:
+        saved = json.loads((Path(__file__).resolve().parent / "results" / "engine_overhead.json").read_text())
+        when = saved.get("machine", {}).get("when")
+        data["transformers"] = saved.get("transformers")
+        for key in ("dspy_module_batch", "parse_rate"):
+            data["vllm"][key] = saved.get("vllm", {}).get(key)
+        data["extras_from_earlier_run"] = f"dspy_module_batch, parse_rate and transformers measured at {when}"
+        tf = data["transformers"]
     print(f"ratio {data['ratio']} (target 0.90)" + (f"; transformers {tf['ratio']:.3f}" if tf else ""))
     if args.model != "smollm2-135m-instruct" or not args.vllm:
         print("(a trial run: results not saved)")
