@@ -7,9 +7,9 @@
     raw           the recorded requests (same token ids, sampling, seeds, schemas) into vLLM's AsyncLLM,
                   all at once: vLLM's own batched API, nothing of synthloop's in between
     dspy_batch    DSPy's default `Module.batch` (8 threads) on the same program and engine (a subset)
-    parse_rate    a two-field signature (answer: str, confidence: float) on 200 prompts, one attempt each:
-                  with constrained decoding (synthloop's default), and without (DSPy's ChatAdapter and
-                  JSONAdapter, prompt only) -- the share of answers that parse
+    parse_rate    a two-field signature (answer: str, confidence: float) on 200 prompts, one attempt each
+                  through the DSPy bridge: with constrained decoding (synthloop's default), and without
+                  (DSPy's ChatAdapter and JSONAdapter, prompt only) -- the share of answers that parse
     close         RSS of this process and its children before the engine, with it, and after close()
   transformers (same model, float32): synthloop vs `TransformersEngine.generate` on the recorded requests
 
@@ -180,26 +180,52 @@ def run_dspy_batch(engine: Engine, texts: list[str], sampling: Sampling) -> dict
             "threads": dspy.settings.num_threads}
 
 
-def parse_rates(engine: Engine, texts: list[str], scratch: Path) -> dict:
-    out = {}
+def parse_rates(engine: Engine, texts: list[str]) -> dict:
+    """One attempt per question through DSPy (the bridge, no synthloop runner); an output cut off at max_tokens
+    is handed to DSPy's parser as plain DSPy would (synthloop itself would retry it with a fresh sample)."""
+    from collections import Counter
+
+    from synthloop.engines import sample_context
+    from synthloop.engines.dspy_adapter import SchemaJSONAdapter
+    from synthloop.engines.dspy_bridge import dspy_lm
+    from synthloop.runs.generate import _classify
+
     sampling = Sampling(temperature=0.7, max_tokens=160)
-    for label, schema, adapter in [("constrained (synthloop default: schema enforced)", True, None),
+    out = {}
+    for label, schema, adapter in [("constrained (synthloop default: schema enforced)", True, SchemaJSONAdapter()),
                                    ("unconstrained ChatAdapter (DSPy default)", False, dspy.ChatAdapter()),
                                    ("unconstrained JSONAdapter (prompt only)", False, dspy.JSONAdapter())]:
         engine.supports_json_schema = schema  # off: the bridge sends no schema, the engine does not constrain
+        lm = dspy_lm(engine, temperature=sampling.temperature, max_tokens=sampling.max_tokens, reject_truncated=False)
+        program = AssessProgram()
+
+        async def attempt_all(lm=lm, adapter=adapter, program=program) -> Counter:
+            gate = asyncio.Semaphore(256)
+
+            async def one(i: int, text: str) -> str:
+                async with gate:
+                    with sample_context.sample(i, 0, 0):
+                        try:
+                            with dspy.context(lm=lm, adapter=adapter, disable_history=True, trace=None):
+                                p = await program.acall(question=text)
+                            return "parsed" if isinstance(p.confidence, float) and isinstance(p.answer, str) \
+                                else "wrong type"
+                        except Exception as exc:  # noqa: BLE001 - every outcome is counted
+                            return _classify(exc)[0]
+
+            return Counter(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
+
         try:
             engine._loop.call(engine._llm.reset_prefix_cache())
             started = time.perf_counter()
-            summary = generate(AssessProgram(), engine=engine, run=scratch / f"parse-{len(out)}", concurrency=256,
-                               sampling=sampling, max_attempts=1, progress=False, adapter=adapter,
-                               inputs=({"question": t} for t in texts))
+            outcomes = engine._loop.call(attempt_all())
             seconds = time.perf_counter() - started
         finally:
             engine.supports_json_schema = True
-        out[label] = {"items": len(texts), "parsed": summary.kept + summary.filtered, "failed": summary.failed,
-                      "parse_rate": round((summary.kept + summary.filtered) / len(texts), 4),
-                      "failure_kinds": summary.failure_reasons, "seconds": round(seconds, 1)}
-        print(f"  parse rate {label}: {out[label]['parse_rate']:.1%} ({summary.failure_reasons})")
+        out[label] = {"items": len(texts), "parsed": outcomes["parsed"],
+                      "parse_rate": round(outcomes["parsed"] / len(texts), 4), "outcomes": dict(outcomes),
+                      "seconds": round(seconds, 1), "max_tokens": sampling.max_tokens}
+        print(f"  parse rate {label}: {out[label]['parse_rate']:.1%} ({dict(outcomes)})")
     return out
 
 
@@ -247,7 +273,7 @@ def vllm_phase(args, texts: list[str], scratch: Path) -> dict:
             engine._loop.call(engine._llm.reset_prefix_cache())
             batch = run_dspy_batch(engine, texts[: args.dspy_batch_prompts], sampling)
             print(f"  DSPy batch: {batch['tok_per_s']} tok/s on {batch['items']} items")
-            parse = parse_rates(engine, texts[: args.parse_prompts], scratch) if args.parse_prompts else {}
+            parse = parse_rates(engine, texts[: args.parse_prompts]) if args.parse_prompts else {}
         memory["with_engine_after_work"] = tree_rss_mb()
     finally:
         engine.close()
