@@ -269,11 +269,13 @@ def vllm_phase(args, texts: list[str], scratch: Path) -> dict:
         print(f"  synthloop : {ours['tok_per_s']} tok/s ({ours['output_tokens']} tokens, {ours['seconds']} s)")
         print(f"  raw vLLM  : {raw['tok_per_s']} tok/s ({raw['output_tokens']} tokens, {raw['seconds']} s)")
         batch = parse = None
-        if not args.reuse_extras:
+        reuse = set(filter(None, args.reuse.split(",")))
+        if "dspy_batch" not in reuse:
             engine._loop.call(engine._llm.reset_prefix_cache())
             batch = run_dspy_batch(engine, texts[: args.dspy_batch_prompts], sampling)
             print(f"  DSPy batch: {batch['tok_per_s']} tok/s on {batch['items']} items")
-            parse = parse_rates(engine, texts[: args.parse_prompts]) if args.parse_prompts else {}
+        if "parse_rate" not in reuse and args.parse_prompts:
+            parse = parse_rates(engine, texts[: args.parse_prompts])
         memory["with_engine_after_work"] = tree_rss_mb()
     finally:
         engine.close()
@@ -321,8 +323,8 @@ def main() -> None:
     parser.add_argument("--parse-prompts", type=int, default=200)
     parser.add_argument("--transformers-prompts", type=int, default=100, help="0 skips the transformers phase")
     parser.add_argument("--chunks", type=int, default=4, help="interleaved synthloop/raw rounds")
-    parser.add_argument("--reuse-extras", action="store_true",
-                        help="skip DSPy batch, parse rates and transformers; keep them from the saved results")
+    parser.add_argument("--reuse", default="", help="comma list of phases to keep from the saved results instead "
+                                                    "of measuring again: dspy_batch, parse_rate, transformers")
     args = parser.parse_args()
     info = machine()
     texts = prompts(args.prompts)
@@ -333,7 +335,7 @@ def main() -> None:
             print(f"vLLM phase: {len(texts)} prompts, max_tokens {args.max_tokens}")
             vllm = vllm_phase(args, texts, scratch)
         tf = None
-        if args.transformers_prompts and not args.reuse_extras:
+        if args.transformers_prompts and "transformers" not in args.reuse:
             print(f"transformers phase: {args.transformers_prompts} prompts")
             tf = transformers_phase(args, texts[: args.transformers_prompts], scratch)
     finally:
@@ -343,13 +345,19 @@ def main() -> None:
                                 "recorded requests sent straight into vLLM's AsyncLLM",
             "model": args.model, "prompts": len(texts), "max_tokens": args.max_tokens,
             "vllm": vllm, "transformers": tf, "machine": info}
-    if args.reuse_extras:
+    if args.reuse:
         saved = json.loads((Path(__file__).resolve().parent / "results" / "engine_overhead.json").read_text())
         when = saved.get("machine", {}).get("when")
-        data["transformers"] = saved.get("transformers")
-        for key in ("dspy_module_batch", "parse_rate"):
-            data["vllm"][key] = saved.get("vllm", {}).get(key)
-        data["extras_from_earlier_run"] = f"dspy_module_batch, parse_rate and transformers measured at {when}"
+        kept = []
+        for phase, (section, key) in {"transformers": (None, "transformers"),
+                                      "dspy_batch": ("vllm", "dspy_module_batch"),
+                                      "parse_rate": ("vllm", "parse_rate")}.items():
+            if phase in args.reuse:
+                source = saved if section is None else saved.get(section, {})
+                target = data if section is None else data["vllm"]
+                target[key] = source.get(key)
+                kept.append(key)
+        data["from_earlier_run"] = f"{', '.join(kept)} measured at {when}"
         tf = data["transformers"]
     print(f"ratio {data['ratio']} (target 0.90)" + (f"; transformers {tf['ratio']:.3f}" if tf else ""))
     if args.model != "smollm2-135m-instruct" or not args.vllm:
