@@ -346,7 +346,8 @@ def main() -> None:
             "model": args.model, "prompts": len(texts), "max_tokens": args.max_tokens,
             "vllm": vllm, "transformers": tf, "machine": info}
     if args.reuse:
-        saved = json.loads((Path(__file__).resolve().parent / "results" / "engine_overhead.json").read_text())
+        saved_path = Path(__file__).resolve().parent / "results" / "engine_overhead.json"
+        saved = json.loads(saved_path.read_text()) if saved_path.is_file() else {}
         when = saved.get("machine", {}).get("when")
         kept = []
         for phase, (section, key) in {"transformers": (None, "transformers"),
