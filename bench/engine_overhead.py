@@ -115,14 +115,15 @@ class AssessProgram(SynthProgram):
         return await self.assess.acall(question=question)
 
 
-def tree_rss_mb() -> tuple[float, int]:
+def tree_rss_mb() -> dict:
+    """RSS of this process and of its children (name: MB)."""
     me = psutil.Process()
-    procs = [me, *me.children(recursive=True)]
-    total = 0
-    for p in procs:
+    out = {"self_mb": round(me.memory_info().rss / 2**20, 1), "children": {}}
+    for p in me.children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return round(total / 2**20, 1), len(procs) - 1
+            out["children"][f"{p.pid}:{p.name()}"] = round(p.memory_info().rss / 2**20, 1)
+    out["total_mb"] = round(out["self_mb"] + sum(out["children"].values()), 1)
+    return out
 
 
 def run_synthloop(engine: Engine, texts: list[str], scratch: Path, name: str, sampling: Sampling,
@@ -281,6 +282,8 @@ def vllm_phase(args, texts: list[str], scratch: Path) -> dict:
         engine.close()
     time.sleep(2)
     memory["after_close"] = tree_rss_mb()
+    time.sleep(8)
+    memory["after_close_10s"] = tree_rss_mb()
     result.update({"synthloop": ours, "raw_asyncllm": raw, "dspy_module_batch": batch, "parse_rate": parse,
                    "ratio": round(ours["tok_per_s"] / raw["tok_per_s"], 4), "chunks": per_chunk,
                    "memory_tree_rss_mb_and_children": memory})
