@@ -114,6 +114,7 @@ def main() -> None:
                 figures = timed(lambda s=server, f=fn: f(s))
                 stats = server.stats()
             figures["server_peak_slots_busy"] = min(stats["max_in_flight"], SLOTS)
+            figures["load_avg_1m_after"] = round(os.getloadavg()[0], 2)  # others' work on the shared machine
             variants[name] = figures
             print(f"{name:>13}: {figures['req_per_s']:7.1f} req/s = {figures['share_of_capacity']:.1%} of "
                   f"{CAPACITY:.0f}  ({figures['requests']} requests in {figures['seconds']} s, client CPU "
