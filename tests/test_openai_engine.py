@@ -350,3 +350,16 @@ def test_credentials_in_the_url_are_refused_without_echoing_them():
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "engine.api_key_env" in lines[0]
     assert "sk-secret-99" not in result.stderr + result.stdout
+
+
+def test_fake_server_runs_as_its_own_process_from_the_command_line():
+    with OpenAIServer(slots=2, latency_s=0.0, process=True, faults=Faults(http_500=1.0)) as server:
+        engine = load("openai", model=server.model, base_url=server.base_url, max_retries=0)
+        try:
+            with pytest.raises(EngineError) as err:
+                engine.generate([_ask("hi")])
+        finally:
+            engine.close()
+        stats = server.stats()
+    assert err.value.transient and "HTTP 500" in str(err.value)
+    assert stats["faults"] == {"http_500": 1} and stats["status"] == {"500": 1}
