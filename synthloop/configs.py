@@ -140,7 +140,9 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
     else:
         got = first.get("input")
         shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
-        line = f"{source}: {key}: {first['msg'][0].lower()}{first['msg'][1:]} (got {shown})"
+        line = f"{source}: {key}: {first['msg'][0].lower()}{first['msg'][1:]}"
+        if "credential" not in first["msg"]:  # never echo a secret back
+            line += f" (got {shown})"
     if len(errors) > 1:
         line += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return line

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from synthloop.cli import generate, loop, models, runs
+from synthloop.cli import generate, loop, models, runs, serve
 from synthloop.cli.common import friendly_errors
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
 app.add_typer(loop.app, name="loop")
 app.command("generate")(generate.generate)
+app.command("serve")(serve.serve)
 
 
 def main() -> None:

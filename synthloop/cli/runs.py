@@ -69,9 +69,13 @@ def show(
     filtered = Counter(r["reason"].split("(")[0].split(":")[0].strip() for r in run.iter_filtered())
     for reason, n in filtered.most_common(8):
         table.add_row("filtered", f"{n} × {reason}")
-    errors = Counter(e["kind"] for e in run.iter_errors())
-    for kind, n in errors.most_common(8):
-        table.add_row("error attempts", f"{n} × {kind}")
+    final, retried = Counter(), Counter()
+    for e in run.iter_errors():  # `final` marks the attempt that gave an item up (absent: older runs)
+        (final if e.get("final", True) else retried)[e["kind"]] += 1
+    for kind, n in final.most_common(8):
+        table.add_row("failed items", f"{n} × {kind}")
+    for kind, n in retried.most_common(8):
+        table.add_row("retried", f"{n} × {kind}")
     out.print(table)
     for i, record in enumerate(run.iter_records()):
         if i >= examples:

@@ -12,7 +12,7 @@ import asyncio
 import concurrent.futures
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ClassVar
 
 from synthloop.engines.types import ChatRequest, ChatResult
@@ -22,6 +22,13 @@ class Engine(ABC):
     kind: ClassVar[str]
     #: whether `ChatRequest.json_schema` is enforced by constrained decoding
     supports_json_schema: ClassVar[bool] = True
+    #: engines that retry failed requests on their own (the openai engine) report each retried failure here
+    #: as a dict (kind, item, try, reason, retry_in_s); a run sets it to log them in errors.jsonl
+    on_retry: Callable[[dict[str, Any]], None] | None = None
+
+    #: the engine's own event loop, for engines built on async clients: a caller that runs its coroutines
+    #: there (as `synthloop.generate` does) reaches `agenerate` without a thread hop per request
+    loop_thread: LoopThread | None = None
 
     def __init__(self, model: str):
         self.model = model
@@ -73,6 +80,25 @@ class LoopThread:
 
     def call(self, coro: Coroutine[Any, Any, Any], timeout: float | None = None) -> Any:
         return self.submit(coro).result(timeout)
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run `coro` to completion on this loop from another thread (like `asyncio.run`). Ctrl-C cancels it
+        and waits until its `finally` blocks have run."""
+        finished = threading.Event()
+
+        async def guarded():
+            try:
+                return await coro
+            finally:
+                finished.set()
+
+        future = self.submit(guarded())
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            future.cancel()
+            finished.wait(60)
+            raise
 
     def stop(self) -> None:
         if self.loop.is_running():

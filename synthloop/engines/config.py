@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from synthloop.configs import RUNTIME, Config
 
@@ -49,9 +49,20 @@ class EngineConfig(Config):
         description="openai: the environment variable that holds the API key (never the key).",
         json_schema_extra=RUNTIME,
     )
-    max_concurrency: int = Field(64, ge=1, description="openai: most requests in flight.", json_schema_extra=RUNTIME)
+    max_concurrency: int = Field(
+        64, ge=1, description="openai: most requests in flight; lowered on 429/503 answers and raised again as "
+        "requests succeed.", json_schema_extra=RUNTIME,
+    )
     timeout_s: float = Field(
         120.0, gt=0, description="openai: per-request timeout in seconds.", json_schema_extra=RUNTIME
+    )
+    max_retries: int = Field(
+        4, ge=0, description="openai: retries of a request after a timeout, connection error, 5xx, 429 or "
+        "malformed answer (exponential backoff with jitter, honouring Retry-After).", json_schema_extra=RUNTIME
+    )
+    retry_backoff_s: float = Field(
+        0.5, gt=0, description="openai: base of the exponential backoff between retries, in seconds.",
+        json_schema_extra=RUNTIME,
     )
     json_string_max_chars: int | None = Field(
         None,
@@ -59,3 +70,13 @@ class EngineConfig(Config):
         description="Constrained JSON output: the longest string a field may hold. Default: derived from "
         "max_tokens so that the JSON always closes before the token budget ends.",
     )
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value and (urlsplit(value).username or urlsplit(value).password):
+            raise ValueError("no credentials in the URL (the config is written to the run directory); put the "
+                             "key in an environment variable and name it in engine.api_key_env")
+        return value

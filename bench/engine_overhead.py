@@ -1,0 +1,374 @@
+"""What synthloop's DSPy path costs on a local engine: the same 1,000 prompts through a DSPy program run by
+`synthloop.generate`, and straight into the engine's own batched API, side by side in one run.
+
+  vllm (SmolLM2-135M-Instruct, in-process):
+    synthloop     RespondProgram over 1,000 self-instruct-style requests (SchemaJSONAdapter, JSON schema
+                  enforced by vLLM), concurrency 256; every request it sent is recorded
+    raw           the recorded requests (same token ids, sampling, seeds, schemas) into vLLM's AsyncLLM,
+                  all at once: vLLM's own batched API, nothing of synthloop's in between
+    dspy_batch    DSPy's default `Module.batch` (8 threads) on the same program and engine (a subset)
+    parse_rate    a two-field signature (answer: str, confidence: float) on 200 prompts, one attempt each
+                  through the DSPy bridge: with constrained decoding (synthloop's default), and without
+                  (DSPy's ChatAdapter and JSONAdapter, prompt only) -- the share of answers that parse
+    close         RSS of this process and its children before the engine, with it, and after close()
+  transformers (same model, float32): synthloop vs `TransformersEngine.generate` on the recorded requests
+
+The prefix cache is reset between vLLM variants, so none profits from another's prompts.
+Run under the shared lock:  flock /tmp/synthloop-heavy.lock python bench/engine_overhead.py
+Saves bench/results/engine_overhead.json; `ratio` = synthloop tokens/s over raw AsyncLLM tokens/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import dspy  # noqa: E402
+import psutil  # noqa: E402
+from common import RespondProgram, machine, save  # noqa: E402
+from pydantic import BaseModel  # noqa: E402
+
+from synthloop.engines import EngineConfig, Sampling  # noqa: E402
+from synthloop.engines.base import Engine  # noqa: E402
+from synthloop.runs.generate import generate  # noqa: E402
+from synthloop.synth.base import SynthProgram  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def prompts(n: int) -> list[str]:
+    """Self-instruct-style requests from the shared data: seed tasks, Vicuna, MT-Bench, IFEval, then GSM8K."""
+    out = []
+    for line in (DATA / "self_instruct" / "seed_tasks.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        first = (row.get("instances") or [{}])[0].get("input", "")
+        out.append(f"{row['instruction']}\n{first}".strip())
+    for name in ("vicuna_bench_question.jsonl", "question.jsonl"):
+        out += [json.loads(line)["turns"][0] for line in (DATA / "mt_bench" / name).read_text().splitlines()]
+    out += [json.loads(line)["prompt"] for line in (DATA / "ifeval" / "input_data.jsonl").read_text().splitlines()]
+    out += [json.loads(line)["question"] for line in (DATA / "gsm8k" / "test.jsonl").read_text().splitlines()]
+    return out[:n]
+
+
+class Recording(Engine):
+    """Passes every request on, remembering it (the raw variant replays exactly these)."""
+
+    def __init__(self, inner: Engine):
+        super().__init__(inner.model)
+        self.inner, self.requests, self.output_tokens = inner, [], 0
+        self.kind = inner.kind  # type: ignore[misc]
+
+    @property
+    def loop_thread(self):  # type: ignore[override]
+        return self.inner.loop_thread
+
+    def describe(self):
+        return self.inner.describe()
+
+    def submit(self, request):
+        self.requests.append(request)
+        future = self.inner.submit(request)
+        future.add_done_callback(lambda f: self._count(f.result()) if f.exception() is None else None)
+        return future
+
+    async def agenerate(self, request):
+        self.requests.append(request)
+        return self._count(await self.inner.agenerate(request))
+
+    def _count(self, result):
+        self.output_tokens += result.output_tokens
+        return result
+
+
+class Assess(dspy.Signature):
+    """Answer the question, and say how confident you are."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.OutputField()
+    confidence: float = dspy.OutputField(desc="between 0 and 1")
+
+
+class _AssessConfig(BaseModel):
+    kind: str = "assess"
+
+
+class AssessProgram(SynthProgram):
+    name = "assess"
+    config_class = _AssessConfig
+
+    def __init__(self):
+        super().__init__()
+        self.assess = dspy.Predict(Assess)
+
+    async def aforward(self, question: str) -> dspy.Prediction:
+        return await self.assess.acall(question=question)
+
+
+def tree_rss_mb() -> dict:
+    """RSS of this process and of its children (name: MB)."""
+    me = psutil.Process()
+    out = {"self_mb": round(me.memory_info().rss / 2**20, 1), "children": {}}
+    for p in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            out["children"][f"{p.pid}:{p.name()}"] = round(p.memory_info().rss / 2**20, 1)
+    out["total_mb"] = round(out["self_mb"] + sum(out["children"].values()), 1)
+    return out
+
+
+def run_synthloop(engine: Engine, texts: list[str], scratch: Path, name: str, sampling: Sampling,
+                  concurrency: int = 256) -> tuple[dict, Recording]:
+    recording = Recording(engine)
+    started = time.perf_counter()
+    summary = generate(RespondProgram(), engine=recording, run=scratch / name, concurrency=concurrency,
+                       sampling=sampling, inputs=({"request": t} for t in texts), progress=False)
+    seconds = time.perf_counter() - started
+    return {"items": len(texts), "kept": summary.kept, "failed": summary.failed, "seconds": round(seconds, 2),
+            "output_tokens": summary.output_tokens, "tok_per_s": round(summary.output_tokens / seconds, 1),
+            "model_calls": len(recording.requests)}, recording
+
+
+def run_raw_vllm(engine, requests) -> dict:
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+    async def one(r) -> int:
+        s = r.sampling
+        params = SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
+                                stop=list(s.stop) or None, output_kind=RequestOutputKind.FINAL_ONLY,
+                                structured_outputs=StructuredOutputsParams(json=r.json_schema) if r.json_schema
+                                else None)
+        ids = engine.prompt_ids(r.messages)
+        final = None
+        async for out in engine._llm.generate({"prompt_token_ids": ids}, params, request_id=uuid.uuid4().hex):
+            final = out
+        return sum(len(o.token_ids) for o in final.outputs)
+
+    async def all_of() -> list[int]:
+        return await asyncio.gather(*(one(r) for r in requests))
+
+    started = time.perf_counter()
+    counts = engine._loop.call(all_of())
+    seconds = time.perf_counter() - started
+    tokens = sum(counts)
+    return {"requests": len(requests), "seconds": round(seconds, 2), "output_tokens": tokens,
+            "tok_per_s": round(tokens / seconds, 1)}
+
+
+def run_dspy_batch(engine: Engine, texts: list[str], sampling: Sampling) -> dict:
+    from synthloop.engines.dspy_adapter import SchemaJSONAdapter
+    from synthloop.engines.dspy_bridge import dspy_lm
+
+    counter = Recording(engine)
+    lm = dspy_lm(counter, temperature=sampling.temperature, max_tokens=sampling.max_tokens, seed=0)
+    examples = [dspy.Example(request=t).with_inputs("request") for t in texts]
+    started = time.perf_counter()
+    with dspy.context(lm=lm, adapter=SchemaJSONAdapter(), disable_history=True):
+        results = RespondProgram().batch(examples, disable_progress_bar=True)  # DSPy's default num_threads
+    seconds = time.perf_counter() - started
+    return {"items": len(texts), "parsed": sum(r is not None for r in results), "seconds": round(seconds, 2),
+            "output_tokens": counter.output_tokens, "tok_per_s": round(counter.output_tokens / seconds, 1),
+            "threads": dspy.settings.num_threads}
+
+
+def parse_rates(engine: Engine, texts: list[str]) -> dict:
+    """One attempt per question through DSPy (the bridge, no synthloop runner); an output cut off at max_tokens
+    is handed to DSPy's parser as plain DSPy would (synthloop itself would retry it with a fresh sample)."""
+    from collections import Counter
+
+    from synthloop.engines import sample_context
+    from synthloop.engines.dspy_adapter import SchemaJSONAdapter
+    from synthloop.engines.dspy_bridge import dspy_lm
+    from synthloop.runs.generate import _classify
+
+    sampling = Sampling(temperature=0.7, max_tokens=160)
+    out = {}
+    for label, schema, adapter in [("constrained (synthloop default: schema enforced)", True, SchemaJSONAdapter()),
+                                   ("unconstrained ChatAdapter (DSPy default)", False, dspy.ChatAdapter()),
+                                   ("unconstrained JSONAdapter (prompt only)", False, dspy.JSONAdapter())]:
+        engine.supports_json_schema = schema  # off: the bridge sends no schema, the engine does not constrain
+        lm = dspy_lm(engine, temperature=sampling.temperature, max_tokens=sampling.max_tokens, reject_truncated=False)
+        program = AssessProgram()
+
+        async def attempt_all(lm=lm, adapter=adapter, program=program) -> Counter:
+            gate = asyncio.Semaphore(256)
+
+            async def one(i: int, text: str) -> str:
+                async with gate:
+                    with sample_context.sample(i, 0, 0):
+                        try:
+                            with dspy.context(lm=lm, adapter=adapter, disable_history=True, trace=None):
+                                p = await program.acall(question=text)
+                            return "parsed" if isinstance(p.confidence, float) and isinstance(p.answer, str) \
+                                else "wrong type"
+                        except Exception as exc:  # noqa: BLE001 - every outcome is counted
+                            return _classify(exc)[0]
+
+            return Counter(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
+
+        try:
+            engine._loop.call(engine._llm.reset_prefix_cache())
+            started = time.perf_counter()
+            outcomes = engine._loop.call(attempt_all())
+            seconds = time.perf_counter() - started
+        finally:
+            engine.supports_json_schema = True
+        out[label] = {"items": len(texts), "parsed": outcomes["parsed"],
+                      "parse_rate": round(outcomes["parsed"] / len(texts), 4), "outcomes": dict(outcomes),
+                      "seconds": round(seconds, 1), "max_tokens": sampling.max_tokens}
+        print(f"  parse rate {label}: {out[label]['parse_rate']:.1%} ({dict(outcomes)})")
+    return out
+
+
+def vllm_phase(args, texts: list[str], scratch: Path) -> dict:
+    from synthloop.engines import registry
+    from synthloop.engines.vllm_engine import VLLMEngine
+
+    path = registry.prepare(args.model)
+    memory = {"before_engine": tree_rss_mb()}
+    started = time.perf_counter()
+    engine = VLLMEngine(path, name=args.model,
+                        config=EngineConfig(kind="vllm", dtype=args.dtype, kv_cache_gib=1.0))
+    start_s = time.perf_counter() - started
+    memory["with_engine"] = tree_rss_mb()
+    sampling = Sampling(temperature=0.7, max_tokens=args.max_tokens)
+    result: dict = {"engine_start_s": round(start_s, 1), "dtype": engine.dtype}
+    try:
+        run_synthloop(engine, texts[:64], scratch, "warmup", sampling)  # kernels, schema compiler, caches
+        # Interleaved chunks (synthloop, then raw on the same recorded requests, chunk after chunk): on a shared
+        # machine the load drifts over minutes, and both variants then see the same drift.
+        chunks = [texts[i::args.chunks] for i in range(args.chunks)]
+        per_chunk, totals = [], {"synthloop": [0, 0.0, 0, 0], "raw": [0, 0.0, 0, 0]}
+        for k, chunk in enumerate(chunks):
+            engine._loop.call(engine._llm.reset_prefix_cache())
+            ours, recording = run_synthloop(engine, chunk, scratch, f"synthloop-{k}", sampling)
+            engine._loop.call(engine._llm.reset_prefix_cache())
+            raw = run_raw_vllm(engine, recording.requests)
+            per_chunk.append({"synthloop": ours, "raw": raw, "load_avg_1m": round(os.getloadavg()[0], 2)})
+            for name, fig in (("synthloop", ours), ("raw", raw)):
+                totals[name][0] += fig["output_tokens"]
+                totals[name][1] += fig["seconds"]
+                totals[name][2] += fig.get("kept", fig.get("requests", 0))
+                totals[name][3] += fig.get("model_calls", fig.get("requests", 0))
+            print(f"  chunk {k}: synthloop {ours['tok_per_s']} tok/s, raw {raw['tok_per_s']} tok/s "
+                  f"(load {per_chunk[-1]['load_avg_1m']})")
+        ours = {"items": len(texts), "kept": totals["synthloop"][2], "model_calls": totals["synthloop"][3],
+                "output_tokens": totals["synthloop"][0], "seconds": round(totals["synthloop"][1], 2),
+                "tok_per_s": round(totals["synthloop"][0] / totals["synthloop"][1], 1)}
+        raw = {"requests": totals["raw"][3], "output_tokens": totals["raw"][0], "seconds": round(totals["raw"][1], 2),
+               "tok_per_s": round(totals["raw"][0] / totals["raw"][1], 1)}
+        print(f"  synthloop : {ours['tok_per_s']} tok/s ({ours['output_tokens']} tokens, {ours['seconds']} s)")
+        print(f"  raw vLLM  : {raw['tok_per_s']} tok/s ({raw['output_tokens']} tokens, {raw['seconds']} s)")
+        batch = parse = None
+        reuse = set(filter(None, args.reuse.split(",")))
+        if "dspy_batch" not in reuse:
+            engine._loop.call(engine._llm.reset_prefix_cache())
+            batch = run_dspy_batch(engine, texts[: args.dspy_batch_prompts], sampling)
+            print(f"  DSPy batch: {batch['tok_per_s']} tok/s on {batch['items']} items")
+        if "parse_rate" not in reuse and args.parse_prompts:
+            parse = parse_rates(engine, texts[: args.parse_prompts])
+        memory["with_engine_after_work"] = tree_rss_mb()
+    finally:
+        engine.close()
+    time.sleep(2)
+    memory["after_close"] = tree_rss_mb()
+    time.sleep(8)
+    memory["after_close_10s"] = tree_rss_mb()
+    result.update({"synthloop": ours, "raw_asyncllm": raw, "dspy_module_batch": batch, "parse_rate": parse,
+                   "ratio": round(ours["tok_per_s"] / raw["tok_per_s"], 4), "chunks": per_chunk,
+                   "memory_tree_rss_mb_and_children": memory})
+    print(f"  memory (MB, child processes): {memory}")
+    return result
+
+
+def transformers_phase(args, texts: list[str], scratch: Path) -> dict:
+    from synthloop.engines import registry
+    from synthloop.engines.transformers_engine import TransformersEngine
+
+    path = registry.prepare(args.model)
+    engine = TransformersEngine(path, name=args.model,
+                                config=EngineConfig(kind="transformers", dtype="float32", batch_size=64))
+    sampling = Sampling(temperature=0.7, max_tokens=args.max_tokens)
+    try:
+        run_synthloop(engine, texts[:16], scratch, "tf-warmup", sampling, concurrency=64)
+        ours, recording = run_synthloop(engine, texts, scratch, "tf-synthloop", sampling, concurrency=64)
+        started = time.perf_counter()
+        results = engine.generate(recording.requests)
+        seconds = time.perf_counter() - started
+    finally:
+        engine.close()
+    tokens = sum(r.output_tokens for r in results)
+    raw = {"requests": len(results), "seconds": round(seconds, 2), "output_tokens": tokens,
+           "tok_per_s": round(tokens / seconds, 1)}
+    print(f"  transformers synthloop {ours['tok_per_s']} tok/s, engine.generate {raw['tok_per_s']} tok/s")
+    return {"dtype": "float32", "synthloop": ours, "engine_generate": raw,
+            "ratio": round(ours["tok_per_s"] / raw["tok_per_s"], 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--prompts", type=int, default=1000)
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="tiny-random-chat to try the code paths")
+    parser.add_argument("--no-vllm", dest="vllm", action="store_false", help="skip the vLLM phase")
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--dtype", default="bfloat16", help="vLLM dtype (the engine's default is bfloat16)")
+    parser.add_argument("--dspy-batch-prompts", type=int, default=160)
+    parser.add_argument("--parse-prompts", type=int, default=200)
+    parser.add_argument("--transformers-prompts", type=int, default=100, help="0 skips the transformers phase")
+    parser.add_argument("--chunks", type=int, default=4, help="interleaved synthloop/raw rounds")
+    parser.add_argument("--reuse", default="", help="comma list of phases to keep from the saved results instead "
+                                                    "of measuring again: dspy_batch, parse_rate, transformers")
+    args = parser.parse_args()
+    info = machine()
+    texts = prompts(args.prompts)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-engine-overhead-"))
+    try:
+        vllm = None
+        if args.vllm:
+            print(f"vLLM phase: {len(texts)} prompts, max_tokens {args.max_tokens}")
+            vllm = vllm_phase(args, texts, scratch)
+        tf = None
+        if args.transformers_prompts and "transformers" not in args.reuse:
+            print(f"transformers phase: {args.transformers_prompts} prompts")
+            tf = transformers_phase(args, texts[: args.transformers_prompts], scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    data = {"ratio": vllm["ratio"] if vllm else None, "target": 0.9,
+            "ratio_definition": "synthloop (DSPy program via synthloop.generate) generated tokens/s over the same "
+                                "recorded requests sent straight into vLLM's AsyncLLM",
+            "model": args.model, "prompts": len(texts), "max_tokens": args.max_tokens,
+            "vllm": vllm, "transformers": tf, "machine": info}
+    if args.reuse:
+        saved_path = Path(__file__).resolve().parent / "results" / "engine_overhead.json"
+        saved = json.loads(saved_path.read_text()) if saved_path.is_file() else {}
+        when = saved.get("machine", {}).get("when")
+        kept = []
+        for phase, (section, key) in {"transformers": (None, "transformers"),
+                                      "dspy_batch": ("vllm", "dspy_module_batch"),
+                                      "parse_rate": ("vllm", "parse_rate")}.items():
+            if phase in args.reuse:
+                source = saved if section is None else saved.get(section, {})
+                target = data if section is None else data["vllm"]
+                target[key] = source.get(key)
+                kept.append(key)
+        data["from_earlier_run"] = f"{', '.join(kept)} measured at {when}"
+        tf = data["transformers"]
+    print(f"ratio {data['ratio']} (target 0.90)" + (f"; transformers {tf['ratio']:.3f}" if tf else ""))
+    if args.model != "smollm2-135m-instruct" or not args.vllm:
+        print("(a trial run: results not saved)")
+        return
+    save("engine_overhead", data)
+
+
+if __name__ == "__main__":
+    main()
