@@ -61,6 +61,11 @@ def augmented_text(document: str, thought: str, template: str = DEFAULT_TEMPLATE
     return template.replace("{thought}", thought).replace("{document}", document)
 
 
+def thought_prefix(thought: str, template: str = DEFAULT_TEMPLATE) -> str:
+    """The augmented text up to where the document starts: the context of log p(X | Z)."""
+    return template.split("{document}")[0].replace("{thought}", thought)
+
+
 def proposal_messages(document: str) -> tuple[dict[str, str], ...]:
     """The prompt whose reply density is q(Z | X)."""
     instructions = " ".join(InferLatentThought.__doc__.split())
@@ -69,10 +74,9 @@ def proposal_messages(document: str) -> tuple[dict[str, str], ...]:
 
 def requests_for(document: str, thoughts: Sequence[str], template: str = DEFAULT_TEMPLATE) -> list[ScoreRequest]:
     """[p(X)] + [p(X|Z_k), p(Z_k), q(Z_k|X)] per thought, in that order."""
-    head = template.split("{document}")[0]
     out = [ScoreRequest(context="", continuation=document)]
     for thought in thoughts:
-        prefix = head.replace("{thought}", thought)
+        prefix = thought_prefix(thought, template)
         out += [
             ScoreRequest(context=prefix, continuation=document),
             ScoreRequest(context="", continuation=prefix.rstrip()),  # its trailing whitespace goes with X
