@@ -13,13 +13,12 @@ class WriteQuery(dspy.Signature):
 
 
 class WriteHardNegative(dspy.Signature):
-    """Write a passage that a search engine would wrongly return for the query: it is on the same topic and
-    uses the query's key terms, and it reads like a real document, but it does NOT answer the query (for
-    example it discusses a related question, a different population, condition, method or outcome).
-    Do not mention the query or say that the passage does not answer it."""
+    """Write a short article paragraph about the subject of the query, using its key words, but about a
+    different aspect of the subject, so that it does not answer the query. Write it like a real document (a
+    research abstract or an encyclopedia article), and do not repeat the query."""
 
     query: str = dspy.InputField()
-    passage: str = dspy.OutputField(desc="a realistic passage of 60 to 150 words that does not answer the query")
+    paragraph: str = dspy.OutputField()
 
 
 class JudgeAnswersQuery(dspy.Signature):

@@ -170,7 +170,7 @@ class HardNegatives(SynthProgram):
         if "generated" in cfg.sources and cfg.generated_per_query:
             outs = await asyncio.gather(*[self.write_negative.acall(query=query, config={"seed": s})
                                           for s in child_seeds(cfg.generated_per_query)])
-            by_source["generated"] = [Candidate(clean(o.passage), "generated") for o in outs]
+            by_source["generated"] = [Candidate(clean(o.paragraph), "generated") for o in outs]
         for miner in await asyncio.to_thread(self.miners):
             by_source[miner.name] = await asyncio.to_thread(
                 mine, miner, query, positive=passage, positive_id=positive_id, skip_top=cfg.skip_top,
@@ -229,7 +229,9 @@ class HardNegatives(SynthProgram):
             return "empty query"
         have = sum(record.get(f"negative_{i + 1}") is not None for i in range(self.config.num_negatives))
         if have < self.config.num_negatives:
-            return f"only {have} of {self.config.num_negatives} negatives passed the guard"
+            dropped = len(record["dropped"])
+            return (f"only {have} of {self.config.num_negatives} negatives ({have + dropped} candidates found, "
+                    f"{dropped} dropped)")
         return None
 
 
