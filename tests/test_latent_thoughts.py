@@ -129,10 +129,10 @@ def test_smollm2_prefers_the_thought_that_explains_the_document(smollm2_path):
 def test_cli_runs_the_shipped_config(tmp_path):
     out = run_cli("generate", "configs/latent_thoughts.yaml", "--set", f"output_dir={tmp_path}",
                   "--set", "engine.kind=transformers", "--set", "engine.model=tiny-random-chat",
-                  "--set", "num_records=2", "--set", "program.inputs.limit=4", "--set", "program.num_thoughts=2",
+                  "--set", "num_records=1", "--set", "program.inputs.limit=2", "--set", "program.num_thoughts=2",
                   "--set", "program.min_thought_words=1", "--set", "sampling.max_tokens=48",
                   "--set", "engine.json_string_max_chars=40")
     assert out.returncode == 0, out.stdout + out.stderr
     records = [json.loads(line) for p in (tmp_path / "latent_thoughts" / "records").glob("*.jsonl")
                for line in p.read_text().splitlines()]
-    assert len(records) == 2 and all(len(r["candidates"]) == 2 and r["text"] for r in records)
+    assert len(records) == 1 and all(len(r["candidates"]) == 2 and r["text"] for r in records)
