@@ -15,7 +15,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, ClassVar
 
-from synthloop.engines.types import ChatRequest, ChatResult
+from synthloop.engines.types import ChatRequest, ChatResult, EngineError, ScoreRequest, ScoreResult
 
 
 class Engine(ABC):
@@ -30,6 +30,9 @@ class Engine(ABC):
     #: there (as `synthloop.generate` does) reaches `agenerate` without a thread hop per request
     loop_thread: LoopThread | None = None
 
+    #: whether `submit_score` / `loglikelihood` work (they need the model's prompt log-probabilities)
+    supports_scoring: ClassVar[bool] = False
+
     def __init__(self, model: str):
         self.model = model
 
@@ -43,6 +46,25 @@ class Engine(ABC):
     def generate(self, requests: Sequence[ChatRequest], *, progress: str | None = None) -> list[ChatResult]:
         """Run a batch: everything is submitted before anything is awaited, so the engine stays full."""
         futures = [self.submit(r) for r in requests]
+        if progress:
+            from synthloop.runs.progress import wait_with_progress
+
+            wait_with_progress(futures, progress)
+        return [f.result() for f in futures]
+
+    def submit_score(self, request: ScoreRequest) -> concurrent.futures.Future[ScoreResult]:
+        """Queue one log-likelihood request; batched like `submit`."""
+        raise EngineError(f"the {self.kind} engine cannot score log-likelihoods (use vllm or transformers)")
+
+    async def ascore(self, request: ScoreRequest) -> ScoreResult:
+        return await asyncio.wrap_future(self.submit_score(request))
+
+    def loglikelihood(self, requests: Sequence[ScoreRequest], *, progress: str | None = None) -> list[ScoreResult]:
+        """log p(continuation | context) for many pairs, batched: everything is queued before anything is awaited.
+
+        `result.logprob` is the summed log-probability, `result.mean_logprob` the per-token mean and
+        `result.token_logprobs` the per-token values."""
+        futures = [self.submit_score(r) for r in requests]
         if progress:
             from synthloop.runs.progress import wait_with_progress
 

@@ -245,3 +245,17 @@ def dspy_lm(
         max_tokens=max_tokens,
         **kwargs,
     )
+
+
+def current_engine(lm: dspy.LM | None = None) -> Engine:
+    """The synthloop engine behind `lm` (default: DSPy's configured LM), for programs that also score
+    log-likelihoods. Inside `synthloop.generate` this is the run's cached engine, so scores are cached too."""
+    lm = lm if lm is not None else dspy.settings.lm
+    bridge = getattr(lm, "engine", None)
+    engine = getattr(bridge, "engine", None)
+    if not isinstance(engine, Engine):
+        raise EngineError(
+            "this program needs a synthloop engine behind DSPy's LM: "
+            "dspy.configure(lm=synthloop.engines.dspy_bridge.dspy_lm(engine)) or run it with synthloop.generate"
+        )
+    return engine

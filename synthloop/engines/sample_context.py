@@ -41,3 +41,11 @@ def sample(item: int, attempt: int = 0, base_seed: int = 0) -> Iterator[SampleCo
         yield ctx
     finally:
         _current.reset(token)
+
+
+def child_seeds(count: int, fallback: int = 0) -> list[int]:
+    """Distinct, reproducible seeds for `count` samples drawn within the current item (e.g. N thoughts per
+    document): derived from the item's seed inside a run, from `fallback` outside one."""
+    ctx = current()
+    base = ctx.seed if ctx is not None else fallback
+    return [derive_seed(base, k, 0) for k in range(count)]

@@ -20,13 +20,28 @@ from typing import Any
 
 from synthloop.engines.base import Engine
 from synthloop.engines.config import EngineConfig
-from synthloop.engines.types import ChatRequest, ChatResult, Completion, EngineError, PromptTooLongError
+from synthloop.engines.types import (
+    ChatRequest,
+    ChatResult,
+    Completion,
+    EngineError,
+    PromptTooLongError,
+    ScoreRequest,
+    ScoreResult,
+)
 
-_Item = tuple[ChatRequest, concurrent.futures.Future]
+_Item = tuple[ChatRequest | ScoreRequest, concurrent.futures.Future]
+#: scoring keeps log-probabilities for at most this many (row, position, vocab) floats at once (~256 MB)
+_SCORE_LOGIT_BUDGET = 64 * 1024 * 1024
+
+
+def _rows(request: ChatRequest | ScoreRequest) -> int:
+    return request.sampling.n if isinstance(request, ChatRequest) else 1
 
 
 class TransformersEngine(Engine):
     kind = "transformers"
+    supports_scoring = True
 
     def __init__(
         self,
@@ -81,6 +96,13 @@ class TransformersEngine(Engine):
         self._queue.put((request, future))
         return future
 
+    def submit_score(self, request: ScoreRequest) -> concurrent.futures.Future[ScoreResult]:
+        if self._closed:
+            raise EngineError("the transformers engine is closed")
+        future: concurrent.futures.Future[ScoreResult] = concurrent.futures.Future()
+        self._queue.put((request, future))
+        return future
+
     # -- worker ---------------------------------------------------------------------------------
     def _work(self) -> None:
         while True:
@@ -89,7 +111,7 @@ class TransformersEngine(Engine):
                 return
             batch = [first]
             deadline = time.monotonic() + self.batch_wait_s
-            rows = first[0].sampling.n
+            rows = _rows(first[0])
             while rows < self.batch_size:
                 try:
                     item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
@@ -99,17 +121,21 @@ class TransformersEngine(Engine):
                     self._queue.put(None)
                     break
                 batch.append(item)
-                rows += item[0].sampling.n
+                rows += _rows(item[0])
             groups: dict[tuple, list[_Item]] = defaultdict(list)
             for item in batch:
                 req = item[0]
-                groups[(req.json_schema is not None, req.sampling.stop)].append(item)
-            for items in groups.values():
+                if isinstance(req, ScoreRequest):
+                    groups[("score",)].append(item)
+                else:
+                    groups[(req.json_schema is not None, req.sampling.stop)].append(item)
+            for key, items in groups.items():
                 live = [it for it in items if it[1].set_running_or_notify_cancel()]
                 if not live:
                     continue
+                run = self._score if key == ("score",) else self._generate
                 try:
-                    results = self._generate([req for req, _ in live])
+                    results = run([req for req, _ in live])
                 except Exception as exc:  # one bad batch must not kill the worker
                     for _, fut in live:
                         fut.set_exception(
@@ -178,6 +204,66 @@ class TransformersEngine(Engine):
                 n_prompt = int(enc["attention_mask"][owners.index(idx)].sum())
                 outcomes[idx] = ChatResult(completions=per_request[idx], prompt_tokens=n_prompt)
         return outcomes
+
+    def _score(self, requests: list[ScoreRequest]) -> list[ScoreResult | Exception]:
+        """One forward pass per sub-batch: left-padded rows (explicit position ids, as generation uses), and
+        logits computed only for the last positions, where the continuations are."""
+        import torch
+
+        from synthloop.engines.scoring import encode_for_scoring
+
+        outcomes: list[ScoreResult | Exception | None] = [None] * len(requests)
+        rows: list[tuple[int, list[int], int]] = []  # (request index, ids, context tokens)
+        for idx, req in enumerate(requests):
+            try:
+                ids, n_ctx = encode_for_scoring(self.tokenizer, req)
+            except ValueError as exc:
+                outcomes[idx] = EngineError(f"transformers: {exc}")
+                continue
+            if len(ids) > self.max_model_len:
+                outcomes[idx] = PromptTooLongError(
+                    f"context + continuation have {len(ids)} tokens; max_model_len is {self.max_model_len}"
+                )
+                continue
+            rows.append((idx, ids, n_ctx))
+        rows.sort(key=lambda r: len(r[1]))
+        vocab = self.hf_model.config.vocab_size
+        pad = self.tokenizer.pad_token_id
+        start = 0
+        while start < len(rows):
+            end = start + 1  # grow the sub-batch while the kept logits fit the budget
+            while end < len(rows) and end - start < self.batch_size:
+                keep = max(len(r[1]) - r[2] for r in rows[start:end + 1]) + 1
+                if (end + 1 - start) * keep * vocab > _SCORE_LOGIT_BUDGET:
+                    break
+                end += 1
+            chunk = rows[start:end]
+            start = end
+            width = max(len(ids) for _, ids, _ in chunk)
+            keep = max(len(ids) - n for _, ids, n in chunk) + 1
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for r, (_, ids, _) in enumerate(chunk):
+                input_ids[r, width - len(ids):] = torch.tensor(ids)
+                mask[r, width - len(ids):] = 1
+            positions = (mask.cumsum(-1) - 1).clamp(min=0)
+            self.stats["batches"] += 1
+            self.stats["rows"] += len(chunk)
+            self.stats["max_rows"] = max(self.stats["max_rows"], len(chunk))
+            with torch.inference_mode():
+                logits = self.hf_model(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=mask.to(self.device),
+                    position_ids=positions.to(self.device),
+                    logits_to_keep=keep,
+                ).logits  # (rows, keep, vocab): position j predicts token width - keep + j + 1
+            for r, (idx, ids, n_ctx) in enumerate(chunk):
+                n_cont = len(ids) - n_ctx
+                logprobs = torch.log_softmax(logits[r, keep - 1 - n_cont: keep - 1].float(), dim=-1)
+                targets = torch.tensor(ids[n_ctx:], device=logprobs.device)
+                values = logprobs.gather(-1, targets[:, None])[:, 0].tolist()
+                outcomes[idx] = ScoreResult(token_logprobs=values, context_tokens=n_ctx)
+        return outcomes  # type: ignore[return-value]
 
     def _completion(self, tokens: list[int], budget: int, stop: list[str]) -> Completion:
         end = next((i for i, t in enumerate(tokens) if t in self.eos_ids), None)

@@ -81,6 +81,62 @@ class ChatResult(BaseModel):
         return sum(c.output_tokens for c in self.completions)
 
 
+class ScoreRequest(BaseModel):
+    """Score a continuation: the log-probability the model gives `continuation` after a context.
+
+    The context is either raw text (`context`, for plain language-model scoring, e.g. a latent thought
+    before its document) or chat `messages` (rendered with the chat template and the assistant turn
+    opened, so `continuation` is scored as the assistant's reply). Exactly one of the two is set; an
+    empty raw context scores the continuation from the start of a text."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    continuation: str = Field(min_length=1)
+    context: str | None = None
+    messages: tuple[dict[str, str], ...] | None = None
+
+    def model_post_init(self, _: Any) -> None:
+        if (self.context is None) == (self.messages is None):
+            raise ValueError("a ScoreRequest takes exactly one of context= (raw text) or messages= (chat)")
+
+    def canonical(self, model: str) -> dict[str, Any]:
+        return {
+            "kind": "loglikelihood",
+            "model": model,
+            "context": self.context,
+            "messages": None if self.messages is None else [dict(m) for m in self.messages],
+            "continuation": self.continuation,
+        }
+
+    def cache_key(self, model: str) -> str:
+        blob = json.dumps(self.canonical(model), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ScoreResult(BaseModel):
+    """Log-probabilities (natural log) of the continuation's tokens, each given everything before it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token_logprobs: list[float]
+    context_tokens: int
+    cached: bool = False
+
+    @property
+    def logprob(self) -> float:
+        """Summed log-probability of the continuation: log p(continuation | context)."""
+        return float(sum(self.token_logprobs))
+
+    @property
+    def tokens(self) -> int:
+        return len(self.token_logprobs)
+
+    @property
+    def mean_logprob(self) -> float:
+        """Per-token average (comparable across continuations of different lengths)."""
+        return self.logprob / max(1, self.tokens)
+
+
 class EngineError(RuntimeError):
     """A request failed. `transient` errors (timeouts, overload, 5xx) are worth retrying."""
 

@@ -22,7 +22,15 @@ from typing import Any
 from synthloop import env
 from synthloop.engines.base import Engine, LoopThread
 from synthloop.engines.config import EngineConfig
-from synthloop.engines.types import ChatRequest, ChatResult, Completion, EngineError, PromptTooLongError
+from synthloop.engines.types import (
+    ChatRequest,
+    ChatResult,
+    Completion,
+    EngineError,
+    PromptTooLongError,
+    ScoreRequest,
+    ScoreResult,
+)
 
 
 def vllm_available() -> bool:
@@ -42,6 +50,7 @@ def _on_cpu() -> bool:
 
 class VLLMEngine(Engine):
     kind = "vllm"
+    supports_scoring = True
 
     def __init__(self, model_path: str | Path, *, name: str | None = None, config: EngineConfig | None = None):
         super().__init__(name or str(model_path))
@@ -138,6 +147,38 @@ class VLLMEngine(Engine):
             for o in final.outputs
         ]
         return ChatResult(completions=completions, prompt_tokens=len(ids))
+
+    def submit_score(self, request: ScoreRequest) -> concurrent.futures.Future[ScoreResult]:
+        if self._closed:
+            raise EngineError("the vLLM engine is closed")
+        return self._loop.submit(self._score(request))
+
+    async def _score(self, request: ScoreRequest) -> ScoreResult:
+        """A prefill-only request: `prompt_logprobs=0` returns each prompt token's own log-probability
+        (raw, before any sampling transform); one throwaway token is decoded because vLLM must decode one."""
+        from vllm import SamplingParams
+
+        from synthloop.engines.scoring import encode_for_scoring
+
+        try:
+            ids, n_ctx = await asyncio.to_thread(encode_for_scoring, self.tokenizer, request)
+        except ValueError as exc:
+            raise EngineError(f"vLLM: {exc}") from exc
+        if len(ids) >= self.max_model_len:
+            raise PromptTooLongError(
+                f"context + continuation have {len(ids)} tokens; max_model_len is {self.max_model_len}"
+            )
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        final = None
+        try:
+            async for out in self._llm.generate({"prompt_token_ids": ids}, params, request_id=uuid.uuid4().hex):
+                final = out
+        except Exception as exc:
+            raise EngineError(f"vLLM: {type(exc).__name__}: {exc}", transient=False) from exc
+        if final is None or final.prompt_logprobs is None:
+            raise EngineError("vLLM returned no prompt log-probabilities")
+        values = [float(final.prompt_logprobs[i][ids[i]].logprob) for i in range(n_ctx, len(ids))]
+        return ScoreResult(token_logprobs=values, context_tokens=n_ctx)
 
     def close(self) -> None:
         """Stop the engine's processes and free their memory (measured in bench/engine_overhead.py)."""

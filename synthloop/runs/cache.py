@@ -1,5 +1,6 @@
 """The request-level cache: one SQLite row per completed request, keyed by the hash of the canonical
 request (model, messages, sampling params with seed, schema, sample index; never credentials).
+Log-likelihood scoring requests are cached the same way (their canonical form says "loglikelihood").
 
 `CachedEngine` wraps any engine with it. A resumed run asks the same requests again and gets the
 stored answers without touching the model, so work finished before a kill is never redone.
@@ -12,10 +13,14 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from synthloop.engines.base import Engine
-from synthloop.engines.types import ChatRequest, ChatResult
+from synthloop.engines.types import ChatRequest, ChatResult, ScoreRequest, ScoreResult
+
+R = TypeVar("R", bound=BaseModel)
 
 
 class RequestCache:
@@ -33,16 +38,16 @@ class RequestCache:
         # the bookkeeping per call against a fast server, measured).
         self.fresh = self._db.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is None
 
-    def get(self, key: str) -> ChatResult | None:
+    def get(self, key: str, kind: type[R] = ChatResult) -> R | None:
         if self.fresh:
             return None
         with self._lock:
             if self._closed:
                 return None
             row = self._db.execute("SELECT result FROM responses WHERE key = ?", (key,)).fetchone()
-        return ChatResult.model_validate_json(row[0]) if row else None
+        return kind.model_validate_json(row[0]) if row else None
 
-    def put(self, key: str, result: ChatResult) -> None:
+    def put(self, key: str, result: ChatResult | ScoreResult) -> None:
         blob = result.model_dump_json(exclude={"cached"})
         with self._lock:
             if self._closed:
@@ -70,6 +75,7 @@ class CachedEngine(Engine):
         self.inner = inner
         self.kind = inner.kind  # type: ignore[misc]
         self.supports_json_schema = inner.supports_json_schema  # type: ignore[misc]
+        self.supports_scoring = inner.supports_scoring  # type: ignore[misc]
         self.cache = cache
         self.hits = 0
         self.misses = 0
@@ -125,6 +131,30 @@ class CachedEngine(Engine):
             self.output_tokens += result.output_tokens
             self.prompt_tokens += result.prompt_tokens
         return result
+
+    def submit_score(self, request: ScoreRequest) -> concurrent.futures.Future[ScoreResult]:
+        key = request.cache_key(self.model)
+        hit = self.cache.get(key, ScoreResult)
+        if hit is not None:
+            with self._stats_lock:
+                self.hits += 1
+            done: concurrent.futures.Future[ScoreResult] = concurrent.futures.Future()
+            done.set_result(hit.model_copy(update={"cached": True}))
+            return done
+        with self._stats_lock:
+            self.misses += 1
+        future = self.inner.submit_score(request)
+
+        def store(f: concurrent.futures.Future[ScoreResult]) -> None:
+            if f.cancelled() or f.exception() is not None:
+                return
+            result = f.result()
+            self.cache.put(key, result)
+            with self._stats_lock:
+                self.prompt_tokens += result.context_tokens + result.tokens
+
+        future.add_done_callback(store)
+        return future
 
     def close(self) -> None:
         """Closes the cache only; the inner engine belongs to whoever built it."""

@@ -4,16 +4,32 @@ from __future__ import annotations
 
 from synthloop.synth.base import SynthProgram
 from synthloop.synth.chat import ChatProgram, ChatSamples, ChatSamplesConfig
+from synthloop.synth.hard_negatives import HardNegatives, HardNegativesConfig
+from synthloop.synth.latent_thoughts import LatentThoughts, LatentThoughtsConfig
 from synthloop.synth.self_instruct import SelfInstruct, SelfInstructConfig
 
 #: programs by the `kind` their config names
 PROGRAMS: dict[str, type[SynthProgram]] = {
     SelfInstruct.name: SelfInstruct,
     ChatSamples.name: ChatSamples,
+    HardNegatives.name: HardNegatives,
+    LatentThoughts.name: LatentThoughts,
 }
 
-__all__ = ["PROGRAMS", "ChatProgram", "ChatSamples", "ChatSamplesConfig", "SelfInstruct", "SelfInstructConfig",
-           "SynthProgram", "build"]
+__all__ = [
+    "PROGRAMS",
+    "ChatProgram",
+    "ChatSamples",
+    "ChatSamplesConfig",
+    "HardNegatives",
+    "HardNegativesConfig",
+    "LatentThoughts",
+    "LatentThoughtsConfig",
+    "SelfInstruct",
+    "SelfInstructConfig",
+    "SynthProgram",
+    "build",
+]
 
 
 def build(config) -> SynthProgram:
