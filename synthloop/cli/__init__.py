@@ -10,7 +10,8 @@ import sys
 
 import typer
 
-from synthloop.cli import generate, models, runs
+from synthloop.cli import compile as compile_cli
+from synthloop.cli import generate, models, runs, skills
 from synthloop.cli.common import friendly_errors
 
 app = typer.Typer(
@@ -26,6 +27,8 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
 app.command("generate")(generate.generate)
+app.command("compile")(compile_cli.compile_cmd)
+app.add_typer(skills.app, name="skills")
 
 
 def main() -> None:

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from synthloop.synth.base import SynthProgram
+from synthloop.synth.base import BaseProgramConfig, SynthProgram
+from synthloop.synth.rewrite import Rewrite, RewriteConfig
 from synthloop.synth.self_instruct import SelfInstruct, SelfInstructConfig
+from synthloop.synth.skill_extraction import SkillExtraction, SkillExtractionConfig
+from synthloop.synth.skill_inventory import SkillInventory, build_inventory
+from synthloop.synth.skillmix import SkillMix, SkillMixConfig
+from synthloop.synth.task_generation import TaskGeneration, TaskGenerationConfig
 
 #: programs by the `kind` their config names
 PROGRAMS: dict[str, type[SynthProgram]] = {
     SelfInstruct.name: SelfInstruct,
+    TaskGeneration.name: TaskGeneration,
+    SkillExtraction.name: SkillExtraction,
+    SkillMix.name: SkillMix,
+    Rewrite.name: Rewrite,
 }
 
-__all__ = ["PROGRAMS", "SelfInstruct", "SelfInstructConfig", "SynthProgram", "build"]
+__all__ = ["PROGRAMS", "BaseProgramConfig", "Rewrite", "RewriteConfig", "SelfInstruct", "SelfInstructConfig",
+           "SkillExtraction", "SkillExtractionConfig", "SkillInventory", "SkillMix", "SkillMixConfig",
+           "SynthProgram", "TaskGeneration", "TaskGenerationConfig", "build", "build_inventory"]
 
 
 def build(config) -> SynthProgram:
