@@ -10,7 +10,8 @@ import sys
 
 import typer
 
-from synthloop.cli import generate, loop, models, runs, serve
+from synthloop.cli import compile as compile_cli
+from synthloop.cli import generate, loop, models, runs, serve, skills
 from synthloop.cli.common import friendly_errors
 
 app = typer.Typer(
@@ -28,6 +29,8 @@ app.add_typer(runs.app, name="runs")
 app.add_typer(loop.app, name="loop")
 app.command("generate")(generate.generate)
 app.command("serve")(serve.serve)
+app.command("compile")(compile_cli.compile_cmd)
+app.add_typer(skills.app, name="skills")
 
 
 def main() -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from synthloop.synth.base import SynthProgram
+from synthloop.synth.base import BaseProgramConfig, SynthProgram
 from synthloop.synth.chat import ChatProgram, ChatSamples, ChatSamplesConfig
 from synthloop.synth.hard_negatives import HardNegatives, HardNegativesConfig
 from synthloop.synth.latent_thoughts import LatentThoughts, LatentThoughtsConfig
+from synthloop.synth.rewrite import Rewrite, RewriteConfig
 from synthloop.synth.self_instruct import SelfInstruct, SelfInstructConfig
+from synthloop.synth.skill_extraction import SkillExtraction, SkillExtractionConfig
+from synthloop.synth.skill_inventory import SkillInventory, build_inventory
+from synthloop.synth.skillmix import SkillMix, SkillMixConfig
+from synthloop.synth.task_generation import TaskGeneration, TaskGenerationConfig
 
 #: programs by the `kind` their config names
 PROGRAMS: dict[str, type[SynthProgram]] = {
@@ -14,24 +19,25 @@ PROGRAMS: dict[str, type[SynthProgram]] = {
     ChatSamples.name: ChatSamples,
     HardNegatives.name: HardNegatives,
     LatentThoughts.name: LatentThoughts,
+    TaskGeneration.name: TaskGeneration,
+    SkillExtraction.name: SkillExtraction,
+    SkillMix.name: SkillMix,
+    Rewrite.name: Rewrite,
 }
 
-__all__ = [
-    "PROGRAMS",
-    "ChatProgram",
-    "ChatSamples",
-    "ChatSamplesConfig",
-    "HardNegatives",
-    "HardNegativesConfig",
-    "LatentThoughts",
-    "LatentThoughtsConfig",
-    "SelfInstruct",
-    "SelfInstructConfig",
-    "SynthProgram",
-    "build",
-]
+__all__ = ["PROGRAMS", "BaseProgramConfig", "ChatProgram", "ChatSamples", "ChatSamplesConfig", "HardNegatives",
+           "HardNegativesConfig", "LatentThoughts", "LatentThoughtsConfig", "Rewrite", "RewriteConfig", "SelfInstruct",
+           "SelfInstructConfig", "SkillExtraction", "SkillExtractionConfig", "SkillInventory", "SkillMix",
+           "SkillMixConfig", "SynthProgram", "TaskGeneration", "TaskGenerationConfig", "build", "build_inventory"]
 
 
 def build(config) -> SynthProgram:
-    """The program a `program:` config section describes."""
-    return PROGRAMS[config.kind](config)
+    """The program a `program:` config section describes; a problem with its files is a `ConfigError`."""
+    from synthloop.configs import ConfigError
+
+    try:
+        return PROGRAMS[config.kind](config)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # e.g. an inventory that does not parse, fewer skills than k
+        raise ConfigError(f"program ({config.kind}): {exc}") from None

@@ -1,7 +1,7 @@
 """What a synthesis program is: a DSPy module that also knows its inputs and its records.
 
     class MyProgram(SynthProgram):
-        config_class = MyConfig                        # pydantic; its fields document the knobs
+        config_class = MyConfig                        # a BaseProgramConfig; its fields document the knobs
         def inputs(self): yield {"passage": ...}       # streamed, item by item
         async def aforward(self, passage): ...         # plain DSPy: wire sub-predictors
         def to_record(self, inputs, pred): return {"messages": [...]}
@@ -9,18 +9,49 @@
 `synthloop.generate(program, engine=..., run=...)` runs it over its inputs with the engine kept
 full; `accept`/`remember` let a program filter records against what it already kept (e.g. the
 self-instruct ROUGE-L novelty filter), consistently across resumes.
+
+Any program can be optimized by DSPy's optimizers (`synthloop compile`, `synthloop.synth.compile`);
+`config.compiled` then names the saved state (demos, instructions), loaded when the program is built.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import dspy
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
+
+from synthloop.judges.base import JudgeItem
 
 
-class SynthProgram(dspy.Module):
+class BaseProgramConfig(BaseModel):
+    """Base of every program's config (`program:` in a generate config)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    compiled: Path | None = Field(
+        None,
+        description="A compiled program (`program.json` from `synthloop compile`, or its run directory): its "
+        "few-shot demos and instructions replace the defaults. It must come from the same kind of program.",
+    )
+
+
+class _LoadsCompiled(type(dspy.Module)):
+    # DSPy builds modules through its own metaclass; loading a compiled state needs the predictors that the
+    # subclass's __init__ creates, so it happens here, after every __init__ has run.
+    def __call__(cls, *args, **kwargs):
+        program = super().__call__(*args, **kwargs)
+        path = getattr(program.config, "compiled", None)
+        if path is not None:
+            load_compiled(program, Path(path))
+        return program
+
+
+class SynthProgram(dspy.Module, metaclass=_LoadsCompiled):
     name: ClassVar[str]
     config_class: ClassVar[type[BaseModel]]
 
@@ -29,12 +60,16 @@ class SynthProgram(dspy.Module):
         if config is None:
             config = self.config_class(**overrides)
         elif overrides:
-            config = config.model_copy(update=overrides)
+            config = self.config_class.model_validate({**config.model_dump(), **overrides})
         self.config = config
 
     def describe(self) -> dict[str, Any]:
         """The program's identity in a run's provenance and resume hash."""
-        return {"name": self.name, "config": self.config.model_dump(mode="json")}
+        out = {"name": self.name, "config": self.config.model_dump(mode="json")}
+        compiled = getattr(self.config, "compiled", None)
+        if compiled is not None:  # the file's content decides the outputs, not its name
+            out["compiled_sha256"] = hashlib.sha256(compiled_path(Path(compiled)).read_bytes()).hexdigest()[:16]
+        return out
 
     def inputs(self) -> Iterator[dict[str, Any]]:
         """The items to run on, in a fixed order (item i must be the same on every run)."""
@@ -49,3 +84,89 @@ class SynthProgram(dspy.Module):
 
     def remember(self, record: dict[str, Any]) -> None:
         """Called for every kept record, including those already on disk when a run resumes."""
+
+    def judge_item(self, record: dict[str, Any], reference: Any = None) -> JudgeItem:
+        """What a judge sees of a record (compiling scores programs this way): by default the last user
+        message as the prompt and the last assistant message as the response."""
+        messages = record.get("messages") or []
+        prompt = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+        response = next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), "")
+        return JudgeItem(prompt=prompt, response=response, reference=reference)
+
+
+def compiled_path(path: Path) -> Path:
+    """`program.json` itself, or the compile run directory that holds it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "program.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no compiled program here (run `synthloop compile` first)")
+    return path
+
+
+def load_compiled(program: SynthProgram, path: Path) -> list[str]:
+    """Load a state saved by `synthloop compile` into `program` (same kind of program). Predictors the file
+    has no state for (e.g. a task type added after compiling) keep their defaults. Returns those loaded."""
+    path = compiled_path(path)
+    state = json.loads(path.read_text())
+    meta = state.get("synthloop", {})
+    if meta.get("program") not in (None, program.name):
+        raise ValueError(f"{path}: compiled for program {meta['program']!r}, not {program.name!r}")
+    loaded = []
+    for name, predictor in program.named_predictors():
+        if name in state:
+            predictor.load_state(state[name])
+            loaded.append(name)
+    if not loaded:
+        saved = ", ".join(k for k in state if k not in ("metadata", "synthloop"))
+        raise ValueError(f"{path}: none of this program's predictors was compiled (the file has: {saved})")
+    program.compiled_predictors = loaded
+    return loaded
+
+
+def as_text(value: Any) -> str:
+    """A text field from any dataset column: a string, a list of strings (joined), or chat messages."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(v, dict) and "content" in v for v in value):
+            return "\n\n".join(str(v["content"]).strip() for v in value)
+        return " ".join(as_text(v) for v in value).strip()
+    return str(value).strip()
+
+
+def clip(text: str, max_chars: int) -> str:
+    """`text` cut to at most `max_chars` at a sentence (else word) boundary."""
+    if len(text) <= max_chars:
+        return text
+    cut = text[:max_chars]
+    end = max(cut.rfind(". "), cut.rfind(".\n"), cut.rfind("? "), cut.rfind("! "))
+    if end > max_chars // 2:
+        return cut[: end + 1]
+    return cut.rsplit(" ", 1)[0] if " " in cut else cut
+
+
+#: record keys the runner owns; an input column of that name is carried as `input_<name>`
+_RESERVED = {"id", "provenance"}
+
+
+def carry_columns(record: dict[str, Any], inputs: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """`record` plus the input columns `names` (lineage, e.g. a source id or SkillMix skills), never overwriting
+    the record's own keys or the runner's (`id`, `provenance`): those arrive as `input_<name>`."""
+    out = dict(record)
+    for name in names:
+        if name in inputs:
+            out[f"input_{name}" if name in _RESERVED or name in record else name] = inputs[name]
+    return out
+
+
+def dataset_rows(inputs: Any) -> Iterator[dict[str, Any]]:
+    """The rows of a `DatasetInput`; a bad path, format or column is a one-line config error."""
+    from synthloop.configs import ConfigError
+
+    try:
+        yield from inputs.rows()
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        raise ConfigError(f"program.inputs: {exc.args[0] if exc.args else exc}") from None

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import dspy
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from rouge_score import rouge_scorer
 
 from synthloop.prompts.self_instruct import ProposeTask, RespondToTask
-from synthloop.synth.base import SynthProgram
+from synthloop.synth.base import BaseProgramConfig, SynthProgram
 
 # The self-instruct paper's blacklist: tasks a text-only model cannot complete.
 _BLACKLIST = [
@@ -49,9 +49,7 @@ _PLACEHOLDER = re.compile(r"\{[a-z_]+\}|\[\[ ## |^\s*\[[a-z_ ]+\]\s*$|^\s*[a-z]+
 _LEADING_JUNK = re.compile(r"^\s*(?:\d+[.)]\s*|(?:new )?task\s*\d*\s*:\s*|instruction\s*:\s*)", re.IGNORECASE)
 
 
-class SelfInstructConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SelfInstructConfig(BaseProgramConfig):
     kind: Literal["self_instruct"] = "self_instruct"
     seed_tasks: Path = Field(
         Path("../shared/data/self_instruct/seed_tasks.jsonl"),
