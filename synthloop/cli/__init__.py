@@ -10,7 +10,8 @@ import sys
 
 import typer
 
-from synthloop.cli import generate, models, runs
+from synthloop.cli import filter as filter_cli
+from synthloop.cli import generate, judge, models, runs
 from synthloop.cli.common import friendly_errors
 
 app = typer.Typer(
@@ -26,6 +27,8 @@ app = typer.Typer(
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
 app.command("generate")(generate.generate)
+app.add_typer(judge.app, name="judge")
+app.command("filter")(filter_cli.filter_command)
 
 
 def main() -> None:

@@ -165,6 +165,10 @@ class LLMJudge(Judge):
     def compare(self, pairs: Sequence[PairItem]) -> list[Preference]:
         return _run_sync(lambda: self.acompare(pairs))
 
+    def compare_orders(self, pairs: Sequence[PairItem], swap: bool | None = None) -> list[list[Preference]]:
+        """Sync `acompare_orders` (for benchmarks: accuracy with and without swap from the same calls)."""
+        return _run_sync(lambda: self.acompare_orders(pairs, swap))
+
 
 def _short(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
