@@ -34,6 +34,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--llm-pairs", type=int, default=200, help="held-out pairs the LLM judge sees (it is slow)")
     ap.add_argument("--skip-llm", action="store_true")
+    ap.add_argument("--train-limit", type=int, default=None, help="smoke runs: fewer training pairs")
     ap.add_argument("--model-dir", default=str(ROOT / ".cache" / "bench" / "judge_hh"))
     args = ap.parse_args()
 
@@ -54,7 +55,7 @@ def main() -> None:
     results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                  "load_avg_start": load_avg(),
                                  "note": "shared 2-core machine; other engineers ran light jobs meanwhile"}}
-    data = PreferenceData(hh_rlhf=HH, held_out_fraction=0.2)
+    data = PreferenceData(hh_rlhf=HH, held_out_fraction=0.2, limit=args.train_limit)
     held_out = data.eval_pairs()
     results["data"] = {"file": str(HH.relative_to(ROOT.parent)), "train_pairs": len(data.train_pairs()),
                        "held_out_pairs": len(held_out), "split": "sha256(prompt) < 0.2 -> held out"}

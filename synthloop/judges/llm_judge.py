@@ -50,7 +50,7 @@ class LLMJudgeConfig(Config):
         "drop: never show references (JudgeLM's reference drop).")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature of the verdicts (0: greedy).")
     max_tokens: int = Field(96, ge=16, description="Token budget of one verdict (scores + rationale).")
-    rationale_chars: int = Field(160, ge=8, description="Longest rationale, in characters (bounded by the schema).")
+    rationale_chars: int = Field(160, ge=1, description="Longest rationale, in characters (bounded by the schema).")
     max_input_chars: int = Field(
         3000, ge=100, description="Prompts, responses and references longer than this are cut "
         "(prompts keep their end, responses their start), so long inputs fit the context.")
