@@ -150,3 +150,13 @@ def test_pipeline_writes_run_with_report(tmp_path):
 def test_unknown_text_column_is_a_clear_error():
     with pytest.raises(KeyError, match="no column 'body'"):
         ExactDedup(ExactDedupConfig(field="body")).apply([{"id": 0, "text": "x"}])
+
+
+def test_judge_filter_convenience_with_a_verifier():
+    from synthloop.judges import VerifierJudge
+    from synthloop.judges.verifiers import MathAnswerVerifier
+
+    records = [{"id": i, "question": "2+2?", "response": r, "answer": "#### 4"}
+               for i, r in enumerate(["It is 4.", "It is 5.", "no idea"])]
+    kept = VerifierJudge(MathAnswerVerifier()).filter(records, min_score=1.0, reference_field="answer")
+    assert [r["id"] for r in kept] == [0] and kept[0]["scores"] == {"verifier:math_answer": 1.0}

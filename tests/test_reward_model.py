@@ -51,7 +51,7 @@ def test_artifact_roundtrip_and_judge_interface(trained, tmp_path):
     items = [JudgeItem(prompt=test[0].prompt, response=test[0].chosen),
              JudgeItem(prompt=test[0].prompt, response=test[0].rejected)]
     first, second = rm.score(items), again.score(items)
-    assert all(math.isclose(a.score, b.score, rel_tol=1e-4, abs_tol=1e-4) for a, b in zip(first, second))
+    assert all(math.isclose(a.score, b.score, rel_tol=1e-4, abs_tol=1e-4) for a, b in zip(first, second, strict=False))
     assert first[0].score > first[1].score
     with pytest.raises(FileNotFoundError, match="not a reward-model artifact"):
         RewardModel.load(tmp_path)

@@ -109,16 +109,17 @@ def pairs_from_rows(rows: Iterable[dict[str, Any]], source: str = "") -> Iterato
 
 def record_prompt_response(record: dict[str, Any]) -> tuple[Any, str]:
     """A synthloop record's (prompt, response): `messages` (last assistant turn is the response), or
-    prompt/response-like columns."""
+    columns: prompt|instruction|question|task|input, and completion|response|output|answer (the first
+    present of each, so a gold `answer` beside a `response` stays a reference)."""
     messages = record.get("messages")
     if messages:
         last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
         if last is not None:
             return messages[:last], str(messages[last].get("content", ""))
-    for p_key, r_key in (("prompt", "completion"), ("prompt", "response"), ("instruction", "response"),
-                         ("question", "answer"), ("task", "response")):
-        if p_key in record and r_key in record:
-            return record[p_key], render_response(record[r_key])
+    p_key = next((k for k in ("prompt", "instruction", "question", "task", "input") if k in record), None)
+    r_key = next((k for k in ("completion", "response", "output", "answer") if k in record and k != p_key), None)
+    if p_key is not None and r_key is not None:
+        return record[p_key], render_response(record[r_key])
     raise KeyError(f"record {record.get('id', '?')}: no messages and no prompt/response columns "
                    f"(got {', '.join(record)})")
 
