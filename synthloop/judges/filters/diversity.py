@@ -27,13 +27,11 @@ class DiversityConfig(Config):
 
 def embed(texts: list[str], encoder: str = "all-minilm-l6-v2", batch_size: int = 64) -> np.ndarray:
     """Unit-norm sentence embeddings (sentence-transformers)."""
-    from sentence_transformers import SentenceTransformer
+    from synthloop.embeddings import embed_lock, load_embedder
 
-    from synthloop.judges.reward_model import encoder_path
-
-    model = SentenceTransformer(encoder_path(encoder), device="cpu")
-    return model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                        show_progress_bar=False)
+    with embed_lock:
+        return load_embedder(encoder).encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                             convert_to_numpy=True, show_progress_bar=False)
 
 
 def k_center_greedy(emb: np.ndarray, k: int, first: int = 0) -> list[int]:
