@@ -105,3 +105,21 @@ def test_pairs_from_verifier_ranked_records():
     pairs = pairs_from_ranked(records, lambda r: verifier.verify(r["messages"][1]["content"], r["answer"]).score)
     assert len(pairs) == 1
     assert pairs[0].rejected == "It is 5." and pairs[0].chosen in ("The answer is 4.", "#### 4")
+
+
+def test_grpo_trainer_trains_with_the_reward_function(tiny_model_path, tmp_path):
+    """The reward function in TRL's GRPOTrainer (tiny policy, one step): TRL calls it and logs its rewards."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    rm = RewardModel.create(max_prompt_tokens=16, max_response_tokens=16)
+    ds = Dataset.from_list([{"prompt": [{"role": "user", "content": f"Say hi {i}"}]} for i in range(4)])
+    args = GRPOConfig(output_dir=str(tmp_path / "grpo"), per_device_train_batch_size=4, num_generations=4,
+                      max_completion_length=8, max_steps=1, bf16=False, fp16=False, use_cpu=True, report_to="none",
+                      dataloader_pin_memory=False, gradient_checkpointing=False, logging_steps=1, save_strategy="no")
+    trainer = GRPOTrainer(model=str(tiny_model_path), reward_funcs=[rm.as_reward_function()], args=args,
+                          train_dataset=ds)
+    trainer.train()
+    logged = trainer.state.log_history[0]
+    assert "rewards/synthloop_reward_model/mean" in logged
+    assert math.isfinite(float(logged["rewards/synthloop_reward_model/std"]))
