@@ -45,10 +45,12 @@ class JudgeSpec(Config):
 class BuiltJudge:
     """A judge plus whatever must be closed after it (an engine)."""
 
-    def __init__(self, judge: Judge, engine=None):
-        self.judge, self.engine = judge, engine
+    def __init__(self, judge: Judge, engine=None, cache=None):
+        self.judge, self.engine, self.cache = judge, engine, cache
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.close()
         if self.engine is not None:
             self.engine.close()
 
@@ -79,7 +81,7 @@ def build_judge(spec: JudgeSpec, *, cache_path: Path | None = None, log=None) ->
         from synthloop.runs.cache import CachedEngine, RequestCache
 
         judged = CachedEngine(engine, RequestCache(cache_path))
-    return BuiltJudge(LLMJudge(judged, spec.llm), engine)
+    return BuiltJudge(LLMJudge(judged, spec.llm), engine, judged if judged is not engine else None)
 
 
 def record_item(record: dict[str, Any], reference_field: str | None) -> JudgeItem:
