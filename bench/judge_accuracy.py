@@ -35,6 +35,9 @@ def main() -> None:
     ap.add_argument("--llm-pairs", type=int, default=200, help="held-out pairs the LLM judge sees (it is slow)")
     ap.add_argument("--skip-llm", action="store_true")
     ap.add_argument("--train-limit", type=int, default=None, help="smoke runs: fewer training pairs")
+    ap.add_argument("--retrain", action="store_true",
+                    help="train even if --model-dir already holds a model trained by `synthloop judge train "
+                         "configs/judge_hh.yaml --set output_dir=.cache/bench --set name=judge_hh`")
     ap.add_argument("--model-dir", default=str(ROOT / ".cache" / "bench" / "judge_hh"))
     args = ap.parse_args()
 
@@ -65,13 +68,17 @@ def main() -> None:
     run = Path(args.model_dir)
     cfg = JudgeTrainConfig(data=data)
     cfg.train.epochs = args.epochs
-    metrics = train_reward_model(cfg, run, resume="always", log=lambda m: print(m, flush=True))
+    if (run / "model" / "head.pt").is_file() and not args.retrain:
+        metrics = json.loads((run / "metrics.json").read_text())
+        results["reward_model_trained_by"] = "synthloop judge train configs/judge_hh.yaml (reused, see metrics)"
+    else:
+        metrics = train_reward_model(cfg, run, resume="always", log=lambda m: print(m, flush=True))
     results["reward_model"] = {k: v for k, v in metrics.items() if k not in ("losses",)}
     results["reward_model"]["loss_curve_every_10_steps"] = metrics["losses"][::10]
     results["reward_model"]["wall_seconds"] = round(time.time() - started, 1)
-    rm = RewardModel.load(run / "model")
+    rm = RewardModel.load(run / "model", threads=os.cpu_count())
     acc_bf16 = rm.accuracy(held_out)
-    rm_fp32 = RewardModel.load(run / "model", inference_dtype="float32")
+    rm_fp32 = RewardModel.load(run / "model", inference_dtype="float32", threads=os.cpu_count())
     acc_fp32 = rm_fp32.accuracy(held_out)
     results["reward_model"]["held_out_accuracy_bf16"] = acc_bf16
     results["reward_model"]["held_out_accuracy_fp32"] = acc_fp32
