@@ -41,11 +41,17 @@ def train(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-
 
     cfg = load(JudgeTrainConfig, config, set_)
     run_path = cfg.output_dir / (cfg.name or config.stem)
+    import time
+
     with make_progress() as bar:
         task = bar.add_task("training", total=None, detail="")
+        last = [time.monotonic()]
 
         def progress(step: int, total: int, loss: float) -> None:
             bar.update(task, total=total, completed=step, detail=f"loss {loss:.3f}")
+            if bar.disable and (time.monotonic() - last[0] > 30 or step == total):  # no terminal: a line now and then
+                console.print(f"step {step}/{total} · loss {loss:.3f}", highlight=False)
+                last[0] = time.monotonic()
 
         metrics = train_reward_model(cfg, run_path, resume=_resume(resume), config_yaml=dump_yaml(cfg),
                                      log=lambda m: console.print(m, highlight=False), progress=progress)
