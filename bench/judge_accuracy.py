@@ -34,6 +34,8 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--llm-pairs", type=int, default=200, help="held-out pairs the LLM judge sees (it is slow)")
     ap.add_argument("--skip-llm", action="store_true")
+    ap.add_argument("--engine", default="vllm", choices=["vllm", "transformers"],
+                    help="engine of the LLM judge (fp32 either way; their greedy outputs agree on SmolLM2)")
     ap.add_argument("--train-limit", type=int, default=None, help="smoke runs: fewer training pairs")
     ap.add_argument("--retrain", action="store_true",
                     help="train even if --model-dir already holds a model trained by `synthloop judge train "
@@ -97,7 +99,7 @@ def main() -> None:
         with open(sub_file, "w") as handle:
             for p in subset:
                 handle.write(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n")
-        spec = JudgeSpec(kind="llm", engine={"kind": "vllm", "model": "smollm2-135m-instruct", "dtype": "float32"},
+        spec = JudgeSpec(kind="llm", engine={"kind": args.engine, "model": "smollm2-135m-instruct", "dtype": "float32"},
                          llm={"swap": True, "temperature": 0.0, "max_tokens": 96, "max_input_chars": 1500})
         ecfg = JudgeEvalConfig(judge=spec, data=data, pairs={"path": sub_file}, seed=0)
         started = time.time()
