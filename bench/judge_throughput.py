@@ -57,7 +57,8 @@ def main() -> None:
     load = (lambda **kw: RewardModel.load(MODEL, **kw)) if trained else (lambda **kw: RewardModel.create(**kw))
     results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                  "torch": torch.__version__, "load_avg_start": round(os.getloadavg()[0], 2),
-                                 "note": "shared 2-core machine; other engineers ran light jobs meanwhile"},
+                                 "note": os.environ.get("BENCH_NOTE", "shared 2-core machine; other engineers "
+                                                                     "ran light jobs meanwhile")},
                      "pairs": N_PAIRS, "model": str(MODEL) if trained else "untrained head (same compute)"}
     variants = {}
 
