@@ -11,7 +11,8 @@ import sys
 import typer
 
 from synthloop.cli import compile as compile_cli
-from synthloop.cli import generate, loop, models, runs, serve, skills
+from synthloop.cli import filter as filter_cli
+from synthloop.cli import generate, judge, loop, models, runs, serve, skills
 from synthloop.cli.common import friendly_errors
 
 app = typer.Typer(
@@ -31,6 +32,8 @@ app.command("generate")(generate.generate)
 app.command("serve")(serve.serve)
 app.command("compile")(compile_cli.compile_cmd)
 app.add_typer(skills.app, name="skills")
+app.add_typer(judge.app, name="judge")
+app.command("filter")(filter_cli.filter_command)
 
 
 def main() -> None:

@@ -73,6 +73,16 @@ class Judge(ABC):
         """Provenance: goes into every record a judge scored."""
         return {"judge": self.name}
 
+    def filter(self, records: Sequence[dict[str, Any]], *, min_score: float,
+               reference_field: str | None = None) -> list[dict[str, Any]]:
+        """The records this judge scores at least `min_score` (one batch), each with its score added under
+        `scores[<judge name>]`. For a report of what was dropped and why, use the judge_threshold filter."""
+        from synthloop.judges.spec import record_item
+
+        verdicts = self.score([record_item(r, reference_field) for r in records])
+        return [{**r, "scores": {**(r.get("scores") or {}), self.name: v.score}}
+                for r, v in zip(records, verdicts, strict=True) if v.score >= min_score]  # NaN never passes
+
 
 class VerifierJudge(Judge):
     """A programmatic verifier (math answer, IFEval constraints, code tests) as a judge: score in [0, 1]."""

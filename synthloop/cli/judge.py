@@ -1,0 +1,123 @@
+"""`synthloop judge train|eval|score CONFIG`: train the reward model, measure a judge, score records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from synthloop.cli.common import SetOption, console, load, quiet_libraries
+
+app = typer.Typer(help="Judges: train the MiniLM reward model, measure any judge against human preferences, "
+                       "score records.", no_args_is_help=True)
+
+ConfigArg = Annotated[Path, typer.Argument(help="A YAML config (see configs/judge_*.yaml).")]
+ResumeOption = Annotated[str, typer.Option("--resume", help="if-unchanged | always | never (see `generate`).")]
+
+
+def _resume(value: str) -> str:
+    if value not in ("if-unchanged", "always", "never"):
+        from synthloop.configs import ConfigError
+
+        raise ConfigError(f"--resume {value!r}: expected if-unchanged, always or never")
+    return value
+
+
+@app.command("train")
+def train(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-unchanged") -> None:
+    """Train the reward model (all-MiniLM-L6-v2 + scalar head, Bradley-Terry) and report held-out accuracy.
+
+    Writes runs/<name>/model/ (the artifact: config.json, metrics.json, encoder/, head.pt) and metrics.json.
+
+      synthloop judge train configs/judge_hh.yaml --set train.epochs=1
+    """
+    quiet_libraries()
+    from synthloop.configs import dump_yaml
+    from synthloop.judges.commands import JudgeTrainConfig, train_reward_model
+    from synthloop.runs.progress import make_progress
+
+    cfg = load(JudgeTrainConfig, config, set_)
+    run_path = cfg.output_dir / (cfg.name or config.stem)
+    import time
+
+    with make_progress() as bar:
+        task = bar.add_task("training", total=None, detail="")
+        last = [time.monotonic()]
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.update(task, total=total, completed=step, detail=f"loss {loss:.3f}")
+            if bar.disable and (time.monotonic() - last[0] > 30 or step == total):  # no terminal: a line now and then
+                console.print(f"step {step}/{total} · loss {loss:.3f}", highlight=False)
+                last[0] = time.monotonic()
+
+        metrics = train_reward_model(cfg, run_path, resume=_resume(resume), config_yaml=dump_yaml(cfg),
+                                     log=lambda m: console.print(m, highlight=False), progress=progress)
+    table = Table(show_header=False, box=None)
+    table.add_row("pairs", f"{metrics['train_pairs']} train, {metrics['eval_pairs']} held out")
+    table.add_row("loss", f"{metrics['loss_first']:.3f} -> {metrics['loss_last']:.3f} ({metrics['steps']} steps, "
+                          f"{metrics['train_seconds']:.0f} s)")
+    if metrics.get("held_out_accuracy") is not None:
+        base = metrics["baselines"]
+        table.add_row("held-out accuracy", f"{metrics['held_out_accuracy']:.3f}  (length: longer wins "
+                                           f"{base['length_longer_wins']:.3f}, shorter wins "
+                                           f"{base['length_shorter_wins']:.3f}; chance 0.5)")
+    table.add_row("model", f"{run_path / 'model'}/")
+    console.print(table)
+    console.print(f"use it: judge: {{kind: reward_model, path: {run_path / 'model'}}}  (filters, judge score, loops)")
+
+
+@app.command("eval")
+def evaluate(config: ConfigArg, set_: SetOption = None) -> None:
+    """Pairwise accuracy of a judge against human preferences (hh-rlhf held-out part by default), with
+    length and chance baselines; for an LLM judge with swap, the swap-consistency rate too.
+
+      synthloop judge eval configs/judge_eval.yaml --set judge.path=runs/judge_hh/model
+      synthloop judge eval configs/judge_eval_llm.yaml --set data.eval_limit=100
+    """
+    quiet_libraries()
+    from synthloop.judges.commands import JudgeEvalConfig, evaluate_judge
+
+    cfg = load(JudgeEvalConfig, config, set_)
+    run_path = cfg.output_dir / (cfg.name or config.stem)
+    with console.status(f"judging with {cfg.judge.kind}..."):
+        out = evaluate_judge(cfg, run_path, log=lambda m: console.print(m, highlight=False))
+    table = Table(show_header=False, box=None)
+    for key in ("pairs", "accuracy", "accuracy_first_order", "accuracy_swap", "swap_consistency", "ties", "seconds"):
+        if key in out:
+            table.add_row(key, f"{out[key]:.3f}" if isinstance(out[key], float) else str(out[key]))
+    for key, value in out["baselines"].items():
+        table.add_row(f"baseline: {key}", f"{value:.3f}")
+    console.print(table)
+    console.print(f"report: {run_path / 'eval.json'}")
+
+
+@app.command("score")
+def score(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-unchanged") -> None:
+    """Score every record of a run or dataset with a judge; scores land in each record's `scores`.
+
+      synthloop judge score configs/judge_score.yaml --set input.path=runs/self_instruct
+    """
+    quiet_libraries()
+    from synthloop.configs import dump_yaml
+    from synthloop.judges.commands import JudgeScoreConfig
+    from synthloop.judges.filters import JudgeThresholdConfig, run_filters
+
+    cfg = load(JudgeScoreConfig, config, set_)
+    run_path = cfg.output_dir / (cfg.name or config.stem)
+    with console.status(f"scoring with {cfg.judge.kind}..."):
+        report = run_filters(cfg.input, [JudgeThresholdConfig(judge=cfg.judge)], run_path,
+                             input_name=str(cfg.input.path), resume=_resume(resume), config_yaml=dump_yaml(cfg),
+                             log=lambda m: console.print(m, highlight=False))
+    stage = report.filters[0]
+    console.print(f"scored {stage['out']} of {stage['in']} records"
+                  + (f" (mean {stage['score_mean']:.3f}, median {stage['score_median']:.3f})" if "score_mean" in stage
+                     else "") + (f"; {stage['dropped']} could not be scored (filtered.jsonl)" if stage["dropped"]
+                                 else ""))
+    console.print(f"records: {run_path / 'records'}/   report: {run_path / 'report.json'}")
+
+
+def _print_json(data) -> None:
+    console.print_json(json.dumps(data, default=str))
