@@ -69,4 +69,4 @@ def compile_cmd(
     console.print(f"demos per predictor: {result.demos}  ·  {result.seconds:.0f} s  ·  "
                   f"report: {result.run}/report.json")
     console.print(f"use it: synthloop generate <config> --set program.compiled={result.run}")
-    out.print(str(result.path))
+    out.print(str(result.path), soft_wrap=True)

@@ -34,7 +34,7 @@ def build(
     run_path: Annotated[Path, typer.Argument(help="A skill_extraction run directory.")],
     dest: Annotated[Path | None, typer.Option("--out", "-o", help="Inventory file; default <run>/skills.yaml.")] = None,
     similarity: Annotated[float, typer.Option(help="Merge names whose MiniLM cosine similarity is at least this "
-                                                   "(1.0: merge exact duplicates only).")] = 0.8,
+                                                   "(1.0: merge exact duplicates only).")] = 0.85,
     min_count: Annotated[int, typer.Option(help="Keep skills named at least this often (after merging).")] = 1,
     max_skills: Annotated[int | None, typer.Option(help="Keep only the N most frequent skills.")] = None,
 ) -> None:
@@ -55,7 +55,7 @@ def build(
     console.print(f"{s['names_seen']} distinct names from {s['mentions']} mentions -> {len(inventory.skills)} skills "
                   f"(similarity >= {similarity}, min count {min_count})")
     _table(inventory, 15)
-    out.print(str(path))
+    out.print(str(path), soft_wrap=True)
 
 
 @app.command("show")
@@ -101,7 +101,7 @@ def coverage_cmd(
     for key, value in stats.model_dump().items():
         table.add_row(key.replace("_", " "), str(value))
     out.print(table)
-    out.print(stats.summary())
+    out.print(stats.summary(), soft_wrap=True)
 
 
 def _table(inventory, top: int) -> None:

@@ -8,27 +8,25 @@ import dspy
 
 
 class SkillsOfInstruction(dspy.Signature):
-    """List the skills an AI assistant needs to answer this request well. A skill is a short name of two to
-    five words for a specific ability (e.g. "persuasive writing", "unit conversion", "recipe adaptation"),
-    not a topic and not a sentence."""
+    """List the skills an AI assistant needs to answer the request well. A skill is an ability, such as a
+    kind of writing, of reasoning or of knowledge, named in two to four words."""
 
     instruction: str = dspy.InputField(desc="a request a user sent to an AI assistant")
     skills: list[str] = dspy.OutputField(desc="one to five skill names")
 
 
 class SkillsOfTopic(dspy.Signature):
-    """List the skills an AI assistant needs to handle user requests about the topic. A skill is a short name
-    of two to five words for a specific ability (e.g. "budget planning", "code debugging", "tone adjustment"),
-    not a topic and not a sentence."""
+    """List the skills an AI assistant needs to help people with requests about the topic. A skill is an
+    ability, such as a kind of writing, of reasoning or of knowledge, named in two to four words."""
 
     topic: str = dspy.InputField()
-    skills: list[str] = dspy.OutputField(desc="three to eight distinct skill names")
+    skills: list[str] = dspy.OutputField(desc="three to eight skill names")
 
 
 class WriteSkillMixInstruction(dspy.Signature):
-    """Write one realistic request that a user might send to an AI assistant. Answering it well must require
-    every one of the listed skills at once. The request is self-contained (it includes any text or data it
-    refers to) and is written as the user would type it, in one to four sentences."""
+    """Write a request that a user might send to an AI assistant, of the given kind. Answering it must need all
+    the listed skills together. Write it as the user would, in one to four sentences, with any text it refers
+    to included."""
 
     skills: list[str] = dspy.InputField(desc="the skills the request must require, all of them")
     query_type: str = dspy.InputField(desc="the kind of request to write")

@@ -25,5 +25,12 @@ __all__ = ["PROGRAMS", "BaseProgramConfig", "Rewrite", "RewriteConfig", "SelfIns
 
 
 def build(config) -> SynthProgram:
-    """The program a `program:` config section describes."""
-    return PROGRAMS[config.kind](config)
+    """The program a `program:` config section describes; a problem with its files is a `ConfigError`."""
+    from synthloop.configs import ConfigError
+
+    try:
+        return PROGRAMS[config.kind](config)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # e.g. an inventory that does not parse, fewer skills than k
+        raise ConfigError(f"program ({config.kind}): {exc}") from None

@@ -160,3 +160,13 @@ def carry_columns(record: dict[str, Any], inputs: dict[str, Any], names: list[st
         if name in inputs:
             out[f"input_{name}" if name in _RESERVED or name in record else name] = inputs[name]
     return out
+
+
+def dataset_rows(inputs: Any) -> Iterator[dict[str, Any]]:
+    """The rows of a `DatasetInput`; a bad path, format or column is a one-line config error."""
+    from synthloop.configs import ConfigError
+
+    try:
+        yield from inputs.rows()
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        raise ConfigError(f"program.inputs: {exc.args[0] if exc.args else exc}") from None

@@ -19,11 +19,12 @@ from typing import Any, Literal
 import dspy
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from synthloop.configs import ConfigError
 from synthloop.judges.base import JudgeItem
 from synthloop.judges.similarity import EmbeddingSimilarityJudge
 from synthloop.prompts.rewrite import CheckFaithfulness, RewriteInStyle
 from synthloop.runs.inputs import DatasetInput
-from synthloop.synth.base import BaseProgramConfig, SynthProgram, as_text, carry_columns, clip
+from synthloop.synth.base import BaseProgramConfig, SynthProgram, as_text, carry_columns, clip, dataset_rows
 
 _PLACEHOLDER = re.compile(r"\{[a-z_]+\}|\[\[ ## ", re.IGNORECASE)
 
@@ -108,12 +109,12 @@ class Rewrite(SynthProgram):
 
     def inputs(self) -> Iterator[dict[str, Any]]:
         if self.config.inputs is None:
-            raise ValueError("rewrite needs program.inputs (a dataset with a text column)")
+            raise ConfigError("rewrite needs program.inputs (a dataset with a text column)")
         names = list(self.styles)
         turn = 0
-        for row in self.config.inputs.rows():
+        for row in dataset_rows(self.config.inputs):
             if "text" not in row:
-                raise KeyError(f"{self.config.inputs.path}: no 'text' column; map one with "
+                raise ConfigError(f"{self.config.inputs.path}: no 'text' column; map one with "
                                f"inputs.columns: {{text: <column>}} (columns: {', '.join(row)})")
             text = as_text(row["text"])
             if len(text) < self.config.min_text_chars:

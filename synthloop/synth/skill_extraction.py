@@ -17,9 +17,10 @@ from typing import Any, Literal
 import dspy
 from pydantic import Field, model_validator
 
+from synthloop.configs import ConfigError
 from synthloop.prompts.skillmix import SkillsOfInstruction, SkillsOfTopic
 from synthloop.runs.inputs import DatasetInput
-from synthloop.synth.base import BaseProgramConfig, SynthProgram, as_text, clip
+from synthloop.synth.base import BaseProgramConfig, SynthProgram, as_text, clip, dataset_rows
 from synthloop.synth.skill_inventory import normalize_skill
 
 
@@ -57,7 +58,7 @@ class SkillExtraction(SynthProgram):
                 raise FileNotFoundError(f"{topics}: topics file not found (one topic per line)")
             topics = [t.strip() for t in topics.read_text().splitlines() if t.strip() and not t.startswith("#")]
         if not topics:
-            raise ValueError("program.topics is empty")
+            raise ConfigError("program.topics is empty")
         return list(topics)
 
     def inputs(self) -> Iterator[dict[str, Any]]:
@@ -67,9 +68,9 @@ class SkillExtraction(SynthProgram):
                 for topic in topics:
                     yield {"topic": topic}
             return
-        for row in self.config.inputs.rows():
+        for row in dataset_rows(self.config.inputs):
             if "instruction" not in row:
-                raise KeyError(f"{self.config.inputs.path}: no 'instruction' column; map one with "
+                raise ConfigError(f"{self.config.inputs.path}: no 'instruction' column; map one with "
                                f"inputs.columns: {{instruction: <column>}} (columns: {', '.join(row)})")
             yield {"instruction": clip(as_text(row["instruction"]), self.config.max_instruction_chars)}
 

@@ -25,7 +25,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 _NUMBERING = re.compile(r"^\s*(?:[-*\u2022]|\d+[.):]|skill\s*\d*\s*:)\s*", re.IGNORECASE)
-_GENERIC = {"skill", "skills", "none", "n/a", "na", "unknown", "other", "general knowledge", "ai assistant"}
+_GENERIC = {"skill", "skills", "none", "n/a", "na", "unknown", "other", "general knowledge", "ai assistant", "str",
+            "string", "list", "skill name", "skill names"}
 
 
 class Skill(BaseModel):
@@ -95,15 +96,15 @@ def normalize_skill(name: str) -> str:
     """'1. Persuasive_Writing.' -> 'persuasive writing'; '' for names that are not a usable skill."""
     name = _NUMBERING.sub("", str(name))
     name = re.sub(r"[_\-/]+", " ", name.lower())
-    name = re.sub(r"[^\w\s'&+#]", " ", name)
-    name = " ".join(name.split()).strip(" '")
+    name = " ".join(re.sub(r"[,;:!?()\[\]{}\"]", " ", name).split()).strip(" '.")
     words = name.split()
-    if not words or len(words) > 6 or len(name) > 60 or not re.search(r"[a-z]", name) or name in _GENERIC:
-        return ""
+    if not words or len(words) > 6 or len(name) > 60 or name in _GENERIC or not re.fullmatch(r"[a-z0-9 '&+#.]*", name) \
+            or not re.search(r"[a-z]{2}", name):
+        return ""  # empty, a sentence, or code, emoji, file names
     return name
 
 
-def build_inventory(records: Iterable[dict[str, Any]], *, similarity: float = 0.8, min_count: int = 1,
+def build_inventory(records: Iterable[dict[str, Any]], *, similarity: float = 0.85, min_count: int = 1,
                     max_skills: int | None = None, embedder: str | None = None,
                     source: str | None = None) -> SkillInventory:
     """Cluster the skill names of extraction records (each with `skills` and maybe `topic`) into an inventory."""

@@ -1,11 +1,12 @@
 """Task generation from raw text (Bonito-style): passage + task type -> (instruction, response) records.
 
 Any text column of any dataset is the input (`inputs:`, a `DatasetInput`). Each passage gets
-`tasks_per_passage` tasks, their types taken in turn from `task_types`; each type has its own predictor
-(so compiling gives it its own demos), its own user-message template, and a check of its answer where
-the type allows one: an extractive answer must occur in the passage, a label must be one of the type's
-labels, a summary must be shorter than the passage. Records are TRL `messages`, with the passage, the
-task type and the check results beside them.
+`tasks_per_passage` tasks, their types taken in turn from `task_types`. Each type has its own predictor
+(so compiling gives it its own demos) and signature, its user-message template, and checks of its answer
+where the type allows: an extractive answer must occur in the passage (and not in the question), a summary
+must be shorter than the passage. Labelled types (yes-no QA, NLI) get a target label in turn, so labels
+come out balanced. Records are TRL `messages`, with the passage, the task type, the generated fields and
+the check results beside them.
 """
 
 from __future__ import annotations
@@ -18,59 +19,47 @@ from typing import Any, Literal
 import dspy
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from synthloop.judges.verifiers.span import SpanVerifier
-from synthloop.prompts.task_generation import GenerateTask
+from synthloop.configs import ConfigError
+from synthloop.judges.verifiers.span import SpanVerifier, normalize
+from synthloop.prompts.task_generation import BUILTIN_SIGNATURES, GenerateLabeledTask, GenerateTask
 from synthloop.runs.inputs import DatasetInput
-from synthloop.synth.base import BaseProgramConfig, SynthProgram, as_text, carry_columns, clip
+from synthloop.synth.base import BaseProgramConfig, SynthProgram, as_text, carry_columns, clip, dataset_rows
 
-Check = Literal["span_in_passage", "label", "shorter_than_passage"]
+Check = Literal["span_in_passage", "answer_not_in_task", "shorter_than_passage"]
 _PLACEHOLDER = re.compile(r"\{[a-z_]+\}|\[\[ ## ", re.IGNORECASE)
+_FIELD = re.compile(r"\{([a-z_]+)\}")
 
 
 class TaskType(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(description="Identifier, e.g. extractive_qa; stored in every record as task_type.")
-    description: str = Field(description="What to create, told to the model (added to the instruction).")
-    template: str = Field(description="The user message of the record: {passage} and {task} are filled in.")
-    labels: list[str] | None = Field(None, description="Closed answer set (e.g. yes/no); the answer is "
-                                                       "constrained to one of them.")
+    signature: str | None = Field(None, description="A built-in signature of synthloop.prompts.task_generation "
+                                                    f"({', '.join(BUILTIN_SIGNATURES)}); none: a generic one "
+                                                    "(fields task, answer) told `description`.")
+    description: str | None = Field(None, description="What to create, added to the signature's instruction "
+                                                      "(required without a built-in signature).")
+    template: str = Field(description="The record's user message: {passage} and the signature's fields "
+                                      "({question}, {hypothesis}, {task}...) are filled in.")
+    answer_field: str = Field("answer", description="The field that becomes the assistant message.")
+    labels: list[str] | None = Field(None, description="A closed answer set (e.g. yes/no): each task of this type "
+                                                       "is asked to have the next label in turn as its answer.")
     checks: list[Check] = Field(default_factory=list, description="Checks the answer must pass: span_in_passage, "
-                                                                  "label, shorter_than_passage.")
+                                                                  "answer_not_in_task, shorter_than_passage.")
 
 
 BUILTIN_TASK_TYPES: dict[str, TaskType] = {t.name: t for t in [
-    TaskType(
-        name="yes_no_qa",
-        description="Task type: yes-no question. Ask a question about a fact in the passage that is answered "
-        "by yes or no; the answer is 'yes' or 'no'.",
-        template="{passage}\n\nQuestion: {task}\nAnswer yes or no.",
-        labels=["yes", "no"], checks=["label"]),
-    TaskType(
-        name="extractive_qa",
-        description="Task type: extractive question answering. Ask a question whose answer is a short phrase "
-        "(a name, number, date or a few words) copied word for word from the passage; the answer is that phrase.",
-        template="{passage}\n\nQuestion: {task}\nAnswer with the exact words from the passage.",
-        checks=["span_in_passage"]),
-    TaskType(
-        name="nli",
-        description="Task type: natural language inference. Write one new sentence (the hypothesis) that the "
-        "passage either supports (entailment), contradicts (contradiction) or neither (neutral); the answer is "
-        "that label.",
-        template="Premise: {passage}\n\nHypothesis: {task}\n\nDoes the premise entail the hypothesis? "
-        "Answer entailment, neutral or contradiction.",
-        labels=["entailment", "neutral", "contradiction"], checks=["label"]),
-    TaskType(
-        name="open_qa",
-        description="Task type: open question answering. Ask an open question about the passage (why, how, "
-        "what for) and answer it in one to three sentences using the passage.",
-        template="{passage}\n\n{task}"),
-    TaskType(
-        name="summarization",
-        description="Task type: summarization. Write an instruction asking for a short summary of the "
-        "passage; the answer is a summary of one to three sentences.",
-        template="{task}\n\n{passage}",
-        checks=["shorter_than_passage"]),
+    TaskType(name="yes_no_qa", signature="YesNoQuestion", labels=["yes", "no"],
+             template="{passage}\n\nQuestion: {question}\nAnswer yes or no."),
+    TaskType(name="extractive_qa", signature="ExtractiveQuestion", checks=["span_in_passage", "answer_not_in_task"],
+             template="{passage}\n\nQuestion: {question}\nAnswer with the exact words from the passage."),
+    TaskType(name="nli", signature="NLIHypothesis", answer_field="label",
+             labels=["entailment", "neutral", "contradiction"],
+             template="Premise: {passage}\n\nHypothesis: {hypothesis}\n\nDoes the premise entail the hypothesis? "
+             "Answer entailment, neutral or contradiction."),
+    TaskType(name="open_qa", signature="OpenQuestion", template="{passage}\n\n{question}"),
+    TaskType(name="summarization", signature="SummaryRequest", answer_field="summary",
+             checks=["shorter_than_passage"], template="{instruction}\n\n{passage}"),
 ]}
 
 
@@ -82,7 +71,8 @@ class TaskGenerationConfig(BaseProgramConfig):
     task_types: list[TaskType] = Field(
         default_factory=lambda: list(BUILTIN_TASK_TYPES.values()),
         description="Task types, taken in turn per passage. A name picks a built-in (yes_no_qa, extractive_qa, "
-        "nli, open_qa, summarization); a mapping {name, description, template, labels, checks} adds your own.")
+        "nli, open_qa, summarization); a mapping {name, description, template, answer_field, labels, checks} adds "
+        "your own.")
     tasks_per_passage: int = Field(1, ge=1, description="Tasks made from each passage (of successive types).")
     max_passage_chars: int = Field(2000, ge=100, description="Passages are cut to this many characters (at a "
                                                               "sentence end) before prompting.")
@@ -112,9 +102,25 @@ class TaskGenerationConfig(BaseProgramConfig):
 
 
 def _signature(task_type: TaskType) -> type[dspy.Signature]:
-    signature = GenerateTask.with_instructions(f"{GenerateTask.instructions}\n\n{task_type.description}")
-    if task_type.labels:
-        signature = signature.with_updated_fields("answer", type_=Literal[tuple(task_type.labels)])
+    if task_type.signature is not None:
+        if task_type.signature not in BUILTIN_SIGNATURES:
+            raise ConfigError(f"task type {task_type.name}: unknown signature {task_type.signature!r} "
+                              f"(built-in: {', '.join(BUILTIN_SIGNATURES)})")
+        signature = BUILTIN_SIGNATURES[task_type.signature]
+    else:
+        if not task_type.description:
+            raise ConfigError(f"task type {task_type.name}: give a description (or a built-in signature)")
+        signature = GenerateLabeledTask if task_type.labels else GenerateTask
+    if task_type.description:
+        signature = signature.with_instructions(f"{signature.instructions}\n\n{task_type.description}")
+    fields = set(signature.fields) | {"passage"}
+    unknown = [f for f in _FIELD.findall(task_type.template) if f not in fields]
+    if unknown or task_type.answer_field not in signature.fields:
+        bad = unknown[0] if unknown else task_type.answer_field
+        raise ConfigError(f"task type {task_type.name}: {bad!r} is not a field of its signature "
+                          f"({', '.join(sorted(fields))})")
+    if task_type.labels and task_type.answer_field not in signature.input_fields:
+        raise ConfigError(f"task type {task_type.name}: labels need a signature that takes the answer as input")
     return signature
 
 
@@ -130,66 +136,94 @@ class TaskGeneration(SynthProgram):
 
     def inputs(self) -> Iterator[dict[str, Any]]:
         if self.config.inputs is None:
-            raise ValueError("task_generation needs program.inputs (a dataset with a passage column)")
+            raise ConfigError("task_generation needs program.inputs (a dataset with a passage column)")
         names = list(self.types)
-        turn = 0
-        for row in self.config.inputs.rows():
+        turn, per_type = 0, dict.fromkeys(names, 0)
+        for row in dataset_rows(self.config.inputs):
             if "passage" not in row:
-                raise KeyError(f"{self.config.inputs.path}: no 'passage' column; map one with "
-                               f"inputs.columns: {{passage: <column>}} (columns: {', '.join(row)})")
+                raise ConfigError(f"{self.config.inputs.path}: no 'passage' column; map one with "
+                                  f"inputs.columns: {{passage: <column>}} (columns: {', '.join(row)})")
             passage = as_text(row["passage"])
             if len(passage) < self.config.min_passage_chars:
                 continue
             kept = {k: row[k] for k in self.config.keep_columns if k in row}
             for _ in range(self.config.tasks_per_passage):
-                yield {"passage": passage, "task_type": names[turn % len(names)], **kept}
+                kind = names[turn % len(names)]
+                labels = self.types[kind].labels
+                item = {"passage": passage, "task_type": kind, **kept}
+                if labels:
+                    item["label"] = labels[per_type[kind] % len(labels)]
+                yield item
                 turn += 1
+                per_type[kind] += 1
 
-    def _type_of(self, passage: str, task_type: str | None) -> str:
-        if task_type is None:  # rows from a caller: a type that depends only on the passage
+    def _plan(self, passage: str, task_type: str | None, label: str | None) -> tuple[str, str | None]:
+        digest = int(hashlib.sha256(passage.encode()).hexdigest(), 16)
+        if task_type is None:  # rows from a caller: a type (and label) that depend only on the passage
             names = list(self.types)
-            return names[int(hashlib.sha256(passage.encode()).hexdigest(), 16) % len(names)]
+            task_type = names[digest % len(names)]
         if task_type not in self.types:
             raise ValueError(f"task type {task_type!r} is not configured ({', '.join(self.types)})")
-        return task_type
+        labels = self.types[task_type].labels
+        if labels and label not in labels:
+            label = labels[(digest // 7) % len(labels)]
+        return task_type, label if labels else None
 
-    async def aforward(self, passage: Any, task_type: str | None = None, **_: Any) -> dspy.Prediction:
+    def _call_args(self, passage: Any, task_type: str | None, label: str | None):
         passage = clip(as_text(passage), self.config.max_passage_chars)
-        kind = self._type_of(passage, task_type)
-        out = await self.generators[kind].acall(passage=passage)
-        return dspy.Prediction(passage=passage, task_type=kind, task=out.task.strip(), answer=str(out.answer).strip())
+        kind, label = self._plan(passage, task_type, label)
+        args = {"passage": passage}
+        if label is not None:
+            args[self.types[kind].answer_field] = label
+        return passage, kind, args
 
-    def forward(self, passage: Any, task_type: str | None = None, **_: Any) -> dspy.Prediction:
-        passage = clip(as_text(passage), self.config.max_passage_chars)
-        kind = self._type_of(passage, task_type)
-        out = self.generators[kind](passage=passage)
-        return dspy.Prediction(passage=passage, task_type=kind, task=out.task.strip(), answer=str(out.answer).strip())
+    def _prediction(self, passage: str, kind: str, args: dict[str, Any], out: dspy.Prediction) -> dspy.Prediction:
+        signature = self.generators[kind].signature
+        fields = {name: str(args[name]) for name in signature.input_fields if name != "passage"}
+        fields.update({name: str(out[name]).strip() for name in signature.output_fields})
+        return dspy.Prediction(passage=passage, task_type=kind, fields=fields)
 
-    def check(self, task_type: TaskType, passage: str, answer: str) -> dict[str, str | None]:
+    async def aforward(self, passage: Any, task_type: str | None = None, label: str | None = None,
+                       **_: Any) -> dspy.Prediction:
+        passage, kind, args = self._call_args(passage, task_type, label)
+        return self._prediction(passage, kind, args, await self.generators[kind].acall(**args))
+
+    def forward(self, passage: Any, task_type: str | None = None, label: str | None = None,
+                **_: Any) -> dspy.Prediction:
+        passage, kind, args = self._call_args(passage, task_type, label)
+        return self._prediction(passage, kind, args, self.generators[kind](**args))
+
+    def check(self, task_type: TaskType, passage: str, task: str, answer: str) -> dict[str, str | None]:
         """Each of the type's checks -> None if it passed, else why not."""
         out: dict[str, str | None] = {}
         for check in task_type.checks:
             if check == "span_in_passage":
                 verdict = self.span.verify(answer, passage)
                 out[check] = None if verdict.passed else verdict.reason
-            elif check == "label":
-                ok = answer.strip().lower() in {label.lower() for label in task_type.labels or []}
-                out[check] = None if ok else f"answer {answer[:40]!r} is not one of {task_type.labels}"
+            elif check == "answer_not_in_task":
+                given = normalize(answer) and normalize(answer) in normalize(task)
+                out[check] = "the question contains its answer" if given else None
             elif check == "shorter_than_passage":
                 ok = len(answer) <= 0.7 * len(passage) and len(answer.split()) >= 5
                 out[check] = None if ok else f"summary of {len(answer.split())} words for a passage of " \
                                              f"{len(passage.split())}"
+                if ok and _copied(answer, passage):
+                    out[check] = "the summary is copied from the passage"
         return out
 
     def to_record(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> dict[str, Any]:
         task_type = self.types[prediction.task_type]
-        user = task_type.template.format(passage=prediction.passage, task=prediction.task)
-        checks = self.check(task_type, prediction.passage, prediction.answer)
+        fields = prediction.fields
+        answer = fields[task_type.answer_field]
+        task = next(v for k, v in fields.items() if k != task_type.answer_field)
+        user = task_type.template.format(passage=prediction.passage, **fields)
+        checks = self.check(task_type, prediction.passage, task, answer)
         record = {
-            "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": prediction.answer}],
+            "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": answer}],
             "task_type": prediction.task_type,
-            "task": prediction.task,
-            "answer": prediction.answer,
+            "task": task,
+            "answer": answer,
+            "fields": fields,
             "passage": prediction.passage,
             "checks": {name: reason is None for name, reason in checks.items()},
         }
@@ -203,15 +237,22 @@ class TaskGeneration(SynthProgram):
             return "empty answer"
         if _PLACEHOLDER.search(task) or _PLACEHOLDER.search(answer):
             return "copied a template placeholder"
-        if len(task) > 0.8 * len(passage):
+        if len(task) > 0.8 * len(passage) or _copied(task, passage):
             return "task copies the passage"
         if self.config.drop_failed_checks:
-            failed = self.check(self.types[record["task_type"]], passage, answer)
+            failed = self.check(self.types[record["task_type"]], passage, task, answer)
             reason = next((f"{name}: {why}" for name, why in failed.items() if why), None)
             if reason:
                 return reason
         return None
 
-    def judge_item(self, record: dict[str, Any], reference: Any = None):
+    def judge_item(self, record: dict[str, Any], reference: Any = None):  # the passage is the reference
         item = super().judge_item(record, reference)
         return item if reference is not None else item.model_copy(update={"reference": record["passage"]})
+
+
+
+def _copied(text: str, passage: str, min_words: int = 12) -> bool:
+    """A long stretch of `text` taken word for word from the passage (not a task or summary of one's own)."""
+    words = normalize(text).split()
+    return len(words) >= min_words and " ".join(words[:min_words]) in normalize(passage)
