@@ -29,7 +29,8 @@ def test_overrides_are_typed_and_nested(tmp_path):
         ("engine.temperature=0.5", "gen.yaml: engine.temperature: unknown key; expected one of: api_key_env, base_url"),
         ("sampling.temprature=0.5", "gen.yaml: sampling.temprature: unknown key; did you mean 'temperature'?"),
         ("sampling.temperature=7", "gen.yaml: sampling.temperature: input should be less than or equal to 2"),
-        ("program.kind=nope", "gen.yaml: program.kind: input should be 'self_instruct'"),
+        ("program.kind=nope", "gen.yaml: program: input tag 'nope' found using 'kind' does not match any of the "
+                              "expected tags: 'self_instruct'"),
         ("engine.kind=tpu", "gen.yaml: engine.kind: input should be 'auto', 'vllm', 'transformers' or 'openai'"),
         ("novalue", "--set 'novalue': expected key=value"),
     ],
