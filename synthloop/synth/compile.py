@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import importlib.util
 import itertools
 import json
 import threading
@@ -31,7 +32,7 @@ from typing import Any, Literal
 import dspy
 from pydantic import BaseModel, Field
 
-from synthloop.configs import RUNTIME, Config
+from synthloop.configs import RUNTIME, Config, ConfigError
 from synthloop.engines import sample_context
 from synthloop.engines.base import Engine
 from synthloop.engines.config import EngineConfig
@@ -234,13 +235,15 @@ def compile_program(
 ) -> CompileResult:
     """Optimize `program` on its first `train_size` inputs; score it before and after on the next `held_out`."""
     if getattr(program.config, "compiled", None) is not None:
-        raise ValueError("program.compiled is set: compiling starts from the plain program (unset it)")
+        raise ConfigError("program.compiled is set: compiling starts from the plain program (unset it)")
+    if (optimizer or OptimizerConfig()).kind == "mipro_v2" and importlib.util.find_spec("optuna") is None:
+        raise ConfigError("optimizer.kind=mipro_v2 needs optuna: pip install 'optuna>=3.4'")
     optimizer = optimizer or OptimizerConfig()
     sampling = sampling or Sampling()
     source = inputs if inputs is not None else program.inputs()
     items = list(itertools.islice(enumerate(source), train_size + held_out))
     if len(items) < train_size + held_out:
-        raise ValueError(f"{len(items)} inputs; compiling needs train_size + held_out = {train_size + held_out}")
+        raise ConfigError(f"{len(items)} inputs; compiling needs train_size + held_out = {train_size + held_out}")
     train, test = items[:train_size], items[train_size:]
     identity = {"program": program.describe(), "engine": engine.describe(),
                 "sampling": sampling.model_dump(mode="json"), "seed": seed,
