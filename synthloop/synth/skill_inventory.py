@@ -99,8 +99,8 @@ def normalize_skill(name: str) -> str:
     name = " ".join(re.sub(r"[,;:!?()\[\]{}\"]", " ", name).split()).strip(" '.")
     words = name.split()
     if not words or len(words) > 6 or len(name) > 60 or name in _GENERIC or not re.fullmatch(r"[a-z0-9 '&+#.]*", name) \
-            or not re.search(r"[a-z]{2}", name):
-        return ""  # empty, a sentence, or code, emoji, file names
+            or not re.search(r"[a-z]{2}", name) or any(re.fullmatch(r"[\d.]+", w) for w in words):
+        return ""  # empty, a sentence, code, emoji, file names, numbered copies ("premise 1", "jinja 3.2.0")
     return name
 
 
