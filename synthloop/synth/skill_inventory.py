@@ -137,7 +137,8 @@ def build_inventory(records: Iterable[dict[str, Any]], *, similarity: float = 0.
 def _cluster(names: list[str], similarity: float, embedder: str | None) -> list[list[int]]:
     from sentence_transformers.util import community_detection
 
-    from synthloop.judges.embeddings import DEFAULT_EMBEDDER, embed
+    from synthloop.embeddings import DEFAULT_EMBEDDER
+    from synthloop.judges.similarity import embed
 
     vectors = embed(names, embedder or DEFAULT_EMBEDDER)
     clusters = [list(map(int, c)) for c in community_detection(vectors, threshold=similarity, min_community_size=1)]
