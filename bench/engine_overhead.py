@@ -62,12 +62,13 @@ def prompts(n: int) -> list[str]:
 
 
 class Recording(Engine):
-    """Passes every request on, remembering it (the raw variant replays exactly these)."""
+    """Passes every request on, remembering it (the raw variant replays exactly these) and when it finished."""
 
     def __init__(self, inner: Engine):
         super().__init__(inner.model)
         self.inner, self.requests, self.output_tokens = inner, [], 0
         self.kind = inner.kind  # type: ignore[misc]
+        self.t0, self.done, self.truncated = time.perf_counter(), [], 0
 
     @property
     def loop_thread(self):  # type: ignore[override]
@@ -88,7 +89,37 @@ class Recording(Engine):
 
     def _count(self, result):
         self.output_tokens += result.output_tokens
+        self.done.append(time.perf_counter() - self.t0)
+        self.truncated += sum(c.finish_reason == "length" for c in result.completions)
         return result
+
+
+def tail(done: list[float], seconds: float) -> dict:
+    """When the requests finished: the share of the wall time spent after 90% / 99% of them were done."""
+    done = sorted(done)
+    n = len(done)
+    if not n:
+        return {}
+    return {"p50_done_s": round(done[n // 2], 1), "p90_done_s": round(done[int(n * 0.9)], 1),
+            "p99_done_s": round(done[min(n - 1, int(n * 0.99))], 1), "last_done_s": round(done[-1], 1),
+            "after_p90_s": round(seconds - done[int(n * 0.9)], 1)}
+
+
+def cpu_seconds() -> dict:
+    """CPU seconds used so far by this process and by its children (vLLM's EngineCore)."""
+    me = psutil.Process()
+    children = 0.0
+    for p in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            children += t.user + t.system
+    t = me.cpu_times()
+    return {"main_process": t.user + t.system, "children": children}
+
+
+def cpu_used(before: dict) -> dict:
+    after = cpu_seconds()
+    return {f"{k}_cpu_s": round(after[k] - before[k], 1) for k in before}
 
 
 class Assess(dspy.Signature):
@@ -129,18 +160,23 @@ def tree_rss_mb() -> dict:
 def run_synthloop(engine: Engine, texts: list[str], scratch: Path, name: str, sampling: Sampling,
                   concurrency: int = 256) -> tuple[dict, Recording]:
     recording = Recording(engine)
-    started = time.perf_counter()
+    cpu = cpu_seconds()
+    started = recording.t0 = time.perf_counter()
     summary = generate(RespondProgram(), engine=recording, run=scratch / name, concurrency=concurrency,
                        sampling=sampling, inputs=({"request": t} for t in texts), progress=False)
     seconds = time.perf_counter() - started
     return {"items": len(texts), "kept": summary.kept, "failed": summary.failed, "seconds": round(seconds, 2),
             "output_tokens": summary.output_tokens, "tok_per_s": round(summary.output_tokens / seconds, 1),
-            "model_calls": len(recording.requests)}, recording
+            "model_calls": len(recording.requests), "retries": len(recording.requests) - len(texts),
+            "truncated_outputs": recording.truncated, "finish_times": tail(recording.done, seconds),
+            **cpu_used(cpu)}, recording
 
 
 def run_raw_vllm(engine, requests) -> dict:
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+    done: list[float] = []
 
     async def one(r) -> int:
         s = r.sampling
@@ -152,17 +188,19 @@ def run_raw_vllm(engine, requests) -> dict:
         final = None
         async for out in engine._llm.generate({"prompt_token_ids": ids}, params, request_id=uuid.uuid4().hex):
             final = out
+        done.append(time.perf_counter() - started)
         return sum(len(o.token_ids) for o in final.outputs)
 
     async def all_of() -> list[int]:
         return await asyncio.gather(*(one(r) for r in requests))
 
+    cpu = cpu_seconds()
     started = time.perf_counter()
     counts = engine._loop.call(all_of())
     seconds = time.perf_counter() - started
     tokens = sum(counts)
     return {"requests": len(requests), "seconds": round(seconds, 2), "output_tokens": tokens,
-            "tok_per_s": round(tokens / seconds, 1)}
+            "tok_per_s": round(tokens / seconds, 1), "finish_times": tail(done, seconds), **cpu_used(cpu)}
 
 
 def run_dspy_batch(engine: Engine, texts: list[str], sampling: Sampling) -> dict:
@@ -230,6 +268,15 @@ def parse_rates(engine: Engine, texts: list[str]) -> dict:
     return out
 
 
+def secondary(part) -> dict:
+    """A part after the main comparison: its failure is recorded, and the figures measured so far are kept."""
+    try:
+        return part()
+    except Exception as exc:  # noqa: BLE001
+        print(f"  failed: {type(exc).__name__}: {exc}", flush=True)
+        return {"failed": f"{type(exc).__name__}: {exc}"}
+
+
 def vllm_phase(args, texts: list[str], scratch: Path) -> dict:
     from synthloop.engines import registry
     from synthloop.engines.vllm_engine import VLLMEngine
@@ -248,7 +295,11 @@ def vllm_phase(args, texts: list[str], scratch: Path) -> dict:
         # Interleaved chunks (synthloop, then raw on the same recorded requests, chunk after chunk): on a shared
         # machine the load drifts over minutes, and both variants then see the same drift.
         chunks = [texts[i::args.chunks] for i in range(args.chunks)]
-        per_chunk, totals = [], {"synthloop": [0, 0.0, 0, 0], "raw": [0, 0.0, 0, 0]}
+        per_chunk = []
+        sums = {"synthloop": dict.fromkeys(("output_tokens", "seconds", "kept", "model_calls", "retries",
+                                            "truncated_outputs", "main_process_cpu_s", "children_cpu_s"), 0),
+                "raw": dict.fromkeys(("output_tokens", "seconds", "requests", "main_process_cpu_s",
+                                      "children_cpu_s"), 0)}
         for k, chunk in enumerate(chunks):
             engine._loop.call(engine._llm.reset_prefix_cache())
             ours, recording = run_synthloop(engine, chunk, scratch, f"synthloop-{k}", sampling)
@@ -256,27 +307,32 @@ def vllm_phase(args, texts: list[str], scratch: Path) -> dict:
             raw = run_raw_vllm(engine, recording.requests)
             per_chunk.append({"synthloop": ours, "raw": raw, "load_avg_1m": round(os.getloadavg()[0], 2)})
             for name, fig in (("synthloop", ours), ("raw", raw)):
-                totals[name][0] += fig["output_tokens"]
-                totals[name][1] += fig["seconds"]
-                totals[name][2] += fig.get("kept", fig.get("requests", 0))
-                totals[name][3] += fig.get("model_calls", fig.get("requests", 0))
-            print(f"  chunk {k}: synthloop {ours['tok_per_s']} tok/s, raw {raw['tok_per_s']} tok/s "
-                  f"(load {per_chunk[-1]['load_avg_1m']})")
-        ours = {"items": len(texts), "kept": totals["synthloop"][2], "model_calls": totals["synthloop"][3],
-                "output_tokens": totals["synthloop"][0], "seconds": round(totals["synthloop"][1], 2),
-                "tok_per_s": round(totals["synthloop"][0] / totals["synthloop"][1], 1)}
-        raw = {"requests": totals["raw"][3], "output_tokens": totals["raw"][0], "seconds": round(totals["raw"][1], 2),
-               "tok_per_s": round(totals["raw"][0] / totals["raw"][1], 1)}
+                for key in sums[name]:
+                    sums[name][key] += fig[key]
+            print(f"  chunk {k}: synthloop {ours['tok_per_s']} tok/s ({ours['retries']} retries, "
+                  f"{ours['finish_times']['after_p90_s']} s after 90% done), raw {raw['tok_per_s']} tok/s "
+                  f"({raw['finish_times']['after_p90_s']} s after 90% done); load {per_chunk[-1]['load_avg_1m']}",
+                  flush=True)
+        ours = {"items": len(texts), **{k: round(v, 2) for k, v in sums["synthloop"].items()},
+                "tok_per_s": round(sums["synthloop"]["output_tokens"] / sums["synthloop"]["seconds"], 1)}
+        raw = {**{k: round(v, 2) for k, v in sums["raw"].items()},
+               "tok_per_s": round(sums["raw"]["output_tokens"] / sums["raw"]["seconds"], 1)}
         print(f"  synthloop : {ours['tok_per_s']} tok/s ({ours['output_tokens']} tokens, {ours['seconds']} s)")
-        print(f"  raw vLLM  : {raw['tok_per_s']} tok/s ({raw['output_tokens']} tokens, {raw['seconds']} s)")
+        print(f"  raw vLLM  : {raw['tok_per_s']} tok/s ({raw['output_tokens']} tokens, {raw['seconds']} s)",
+              flush=True)
         batch = parse = None
         reuse = set(filter(None, args.reuse.split(",")))
-        if "dspy_batch" not in reuse:
+        if "dspy_batch" not in reuse and args.dspy_batch_prompts:
             engine._loop.call(engine._llm.reset_prefix_cache())
-            batch = run_dspy_batch(engine, texts[: args.dspy_batch_prompts], sampling)
-            print(f"  DSPy batch: {batch['tok_per_s']} tok/s on {batch['items']} items")
+            batch = secondary(lambda: run_dspy_batch(engine, texts[: args.dspy_batch_prompts], sampling))
+            print(f"  DSPy batch: {batch.get('tok_per_s')} tok/s on {batch.get('items')} items", flush=True)
         if "parse_rate" not in reuse and args.parse_prompts:
-            parse = parse_rates(engine, texts[: args.parse_prompts])
+            if time.perf_counter() - args.started < args.budget_s - 150:
+                parse = secondary(lambda: parse_rates(engine, texts[: args.parse_prompts]))
+            else:
+                parse = {"skipped": f"the run had used {time.perf_counter() - args.started:.0f} s of its "
+                                    f"{args.budget_s} s budget"}
+                print(f"  parse rates skipped: {parse['skipped']}")
         memory["with_engine_after_work"] = tree_rss_mb()
     finally:
         engine.close()
@@ -322,13 +378,19 @@ def main() -> None:
     parser.add_argument("--no-vllm", dest="vllm", action="store_false", help="skip the vLLM phase")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--dtype", default="bfloat16", help="vLLM dtype (the engine's default is bfloat16)")
-    parser.add_argument("--dspy-batch-prompts", type=int, default=160)
-    parser.add_argument("--parse-prompts", type=int, default=200)
-    parser.add_argument("--transformers-prompts", type=int, default=100, help="0 skips the transformers phase")
-    parser.add_argument("--chunks", type=int, default=4, help="interleaved synthloop/raw rounds")
+    parser.add_argument("--dspy-batch-prompts", type=int, default=24, help="DSPy's Module.batch (8 threads) is slow")
+    parser.add_argument("--parse-prompts", type=int, default=48)
+    parser.add_argument("--transformers-prompts", type=int, default=16, help="0 skips the transformers phase")
+    parser.add_argument("--chunks", type=int, default=2,
+                        help="interleaved synthloop/raw rounds (each a run over prompts/chunks items, streamed "
+                             "through `concurrency` slots as a real run is)")
+    parser.add_argument("--budget-s", type=int, default=690,
+                        help="wall-time budget: the parse rates and the transformers phase are skipped (and say "
+                             "so in the JSON) when the run is too close to it")
     parser.add_argument("--reuse", default="", help="comma list of phases to keep from the saved results instead "
                                                     "of measuring again: dspy_batch, parse_rate, transformers")
     args = parser.parse_args()
+    args.started = time.perf_counter()
     info = machine()
     texts = prompts(args.prompts)
     scratch = Path(tempfile.mkdtemp(prefix="bench-engine-overhead-"))
@@ -339,15 +401,21 @@ def main() -> None:
             vllm = vllm_phase(args, texts, scratch)
         tf = None
         if args.transformers_prompts and "transformers" not in args.reuse:
-            print(f"transformers phase: {args.transformers_prompts} prompts")
-            tf = transformers_phase(args, texts[: args.transformers_prompts], scratch)
+            if time.perf_counter() - args.started < args.budget_s - 120:
+                print(f"transformers phase: {args.transformers_prompts} prompts", flush=True)
+                tf = secondary(lambda: transformers_phase(args, texts[: args.transformers_prompts], scratch))
+            else:
+                tf = {"skipped": f"the run had used {time.perf_counter() - args.started:.0f} s of its "
+                                 f"{args.budget_s} s budget"}
+                print(f"transformers phase skipped: {tf['skipped']}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     data = {"ratio": vllm["ratio"] if vllm else None, "target": 0.9,
             "ratio_definition": "synthloop (DSPy program via synthloop.generate) generated tokens/s over the same "
                                 "recorded requests sent straight into vLLM's AsyncLLM",
-            "model": args.model, "prompts": len(texts), "max_tokens": args.max_tokens,
-            "vllm": vllm, "transformers": tf, "machine": info}
+            "model": args.model, "prompts": len(texts), "max_tokens": args.max_tokens, "chunks": args.chunks,
+            "vllm": vllm, "transformers": tf, "wall_s": round(time.perf_counter() - args.started, 1),
+            "command": "python " + " ".join(sys.argv), "machine": info}
     if args.reuse:
         saved_path = Path(__file__).resolve().parent / "results" / "engine_overhead.json"
         saved = json.loads(saved_path.read_text()) if saved_path.is_file() else {}
@@ -363,7 +431,8 @@ def main() -> None:
                 kept.append(key)
         data["from_earlier_run"] = f"{', '.join(kept)} measured at {when}"
         tf = data["transformers"]
-    print(f"ratio {data['ratio']} (target 0.90)" + (f"; transformers {tf['ratio']:.3f}" if tf else ""))
+    print(f"ratio {data['ratio']} (target 0.90)" + (f"; transformers {tf['ratio']:.3f}" if tf and "ratio" in tf
+                                                     else ""))
     if args.model != "smollm2-135m-instruct" or not args.vllm:
         print("(a trial run: results not saved)")
         return

@@ -58,7 +58,8 @@ def _apply(node: Any, chars: int) -> None:
     if not isinstance(node, dict):
         return
     kind = node.get("type")
-    if kind == "string" and "enum" not in node and "const" not in node and "pattern" not in node:
+    # a pattern or format bounds a string by itself, and xgrammar cannot combine either with a length bound
+    if kind == "string" and not {"enum", "const", "pattern", "format"} & node.keys():
         node["maxLength"] = min(node.get("maxLength", chars), chars)
     elif kind == "integer":
         node.setdefault("minimum", -_INT_BOUND)
