@@ -13,7 +13,13 @@
     close         RSS of this process and its children before the engine, with it, and after close()
   transformers (same model, float32): synthloop vs `TransformersEngine.generate` on the recorded requests
 
-The prefix cache is reset between vLLM variants, so none profits from another's prompts.
+synthloop and raw alternate in `--chunks` rounds (on a shared machine the load drifts; both see the same drift);
+each synthloop round is a run over prompts/chunks items streamed through 256 slots. Per variant the JSON also
+holds the retries (answers cut off at max_tokens are retried with a fresh sample after they end, which raw
+replays all at once), when the requests finished (`after_p90_s`: the wall time after 90% were done), and the
+CPU seconds of this process and of vLLM's EngineCore.
+The prefix cache is reset between vLLM variants, so none profits from another's prompts. Parts after the main
+comparison are skipped near `--budget-s` (and say so in the JSON).
 Run under the shared lock:  flock /tmp/synthloop-heavy.lock python bench/engine_overhead.py
 Saves bench/results/engine_overhead.json; `ratio` = synthloop tokens/s over raw AsyncLLM tokens/s.
 """

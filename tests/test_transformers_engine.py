@@ -90,3 +90,13 @@ def test_bound_schema_bounds_every_free_value():
     assert props["tags"]["items"]["maxLength"] == props["answer"]["maxLength"]
     assert "maxLength" not in SCHEMA["properties"]["answer"]  # the input is not modified
     assert bound_schema(SCHEMA, max_tokens=100, max_chars=7)["properties"]["answer"]["maxLength"] == 7
+
+
+def test_bound_schema_leaves_pattern_and_format_strings_alone():
+    """xgrammar (vLLM's backend) rejects a length bound beside a pattern or a format; both bound a string anyway."""
+    schema = {"type": "object", "properties": {"day": {"type": "string", "format": "date"},
+                                               "code": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                                               "note": {"type": "string"}}}
+    props = bound_schema(schema, max_tokens=100)["properties"]
+    assert "maxLength" not in props["day"] and "maxLength" not in props["code"]
+    assert props["note"]["maxLength"] > 0

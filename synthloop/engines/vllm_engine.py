@@ -25,6 +25,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from synthloop import env
 from synthloop.engines.base import Engine, LoopThread
 from synthloop.engines.config import EngineConfig
@@ -38,9 +40,21 @@ from synthloop.engines.types import (
     ScoreResult,
 )
 
-
 #: prompts shorter than this (characters) are tokenized on the event loop, longer ones in a worker thread
 _INLINE_CHARS = 16_000
+
+
+def _children() -> list[psutil.Process]:
+    with contextlib.suppress(psutil.Error):
+        return psutil.Process().children(recursive=True)
+    return []
+
+
+def _is_resource_tracker(p: psutil.Process) -> bool:
+    """multiprocessing's resource tracker lives as long as this process, whoever started it."""
+    with contextlib.suppress(psutil.Error):
+        return any("resource_tracker" in part for part in p.cmdline())
+    return False
 
 
 def vllm_available() -> bool:
@@ -93,11 +107,14 @@ class VLLMEngine(Engine):
         self.dtype = dtype
         self.max_model_len = cfg.max_model_len
         self._loop = self.loop_thread = LoopThread("synthloop-vllm")
+        before = {p.pid for p in _children()}
         try:
             self._llm = self._loop.call(self._build(AsyncEngineArgs(**args)))
         except Exception:
             self._loop.stop()
             raise
+        # the processes this engine started (EngineCore and its workers), so close() can wait for them to exit
+        self._procs = [p for p in _children() if p.pid not in before and not _is_resource_tracker(p)]
         self._closed = False
 
     @staticmethod
@@ -215,6 +232,20 @@ class VLLMEngine(Engine):
             self._loop.stop()
             del self._llm
             gc.collect()
+            self._reap()
+
+    def _reap(self, timeout: float = 30.0) -> None:
+        """Wait until the engine's processes have exited (their memory is free only then: a training step right
+        after close() must not meet a still-exiting EngineCore); what outlives `timeout` is terminated."""
+        _, alive = psutil.wait_procs(getattr(self, "_procs", []), timeout=timeout)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.terminate()
+        _, alive = psutil.wait_procs(alive, timeout=5)
+        for p in alive:
+            with contextlib.suppress(psutil.Error):
+                p.kill()
+        self._procs = []
 
     async def _stop_output_handler(self) -> None:
         handler = getattr(self._llm, "output_handler", None)
