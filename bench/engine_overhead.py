@@ -3,7 +3,8 @@
 
   vllm (SmolLM2-135M-Instruct, in-process):
     synthloop     RespondProgram over 1,000 self-instruct-style requests (SchemaJSONAdapter, JSON schema
-                  enforced by vLLM), concurrency 256; every request it sent is recorded
+                  enforced by vLLM), the library's default concurrency (vLLM: max_num_seqs 256 + 25%);
+                  every request it sent is recorded
     raw           the recorded requests (same token ids, sampling, seeds, schemas) into vLLM's AsyncLLM,
                   all at once: vLLM's own batched API, nothing of synthloop's in between
     dspy_batch    DSPy's default `Module.batch` (8 threads) on the same program and engine (a subset)
@@ -14,10 +15,10 @@
   transformers (same model, float32): synthloop vs `TransformersEngine.generate` on the recorded requests
 
 synthloop and raw alternate in `--chunks` rounds (on a shared machine the load drifts; both see the same drift);
-each synthloop round is a run over prompts/chunks items streamed through 256 slots. Per variant the JSON also
-holds the retries (answers cut off at max_tokens are retried with a fresh sample after they end, which raw
-replays all at once), when the requests finished (`after_p90_s`: the wall time after 90% were done), and the
-CPU seconds of this process and of vLLM's EngineCore.
+each synthloop round is a run over prompts/chunks items streamed through the run's concurrency slots. Per variant
+the JSON also holds the retries (answers cut off at max_tokens are retried with a fresh sample after they end,
+which raw replays all at once), when the requests finished (`after_p90_s`: the wall time after 90% were done), and
+the CPU seconds of this process and of vLLM's EngineCore.
 The prefix cache is reset between vLLM variants, so none profits from another's prompts. Parts after the main
 comparison are skipped near `--budget-s` (and say so in the JSON).
 Run under the shared lock:  flock /tmp/synthloop-heavy.lock python bench/engine_overhead.py
@@ -75,6 +76,7 @@ class Recording(Engine):
         self.inner, self.requests, self.output_tokens = inner, [], 0
         self.kind = inner.kind  # type: ignore[misc]
         self.t0, self.done, self.truncated = time.perf_counter(), [], 0
+        self.preferred_in_flight = inner.preferred_in_flight
 
     @property
     def loop_thread(self):  # type: ignore[override]
@@ -164,7 +166,7 @@ def tree_rss_mb() -> dict:
 
 
 def run_synthloop(engine: Engine, texts: list[str], scratch: Path, name: str, sampling: Sampling,
-                  concurrency: int = 256) -> tuple[dict, Recording]:
+                  concurrency: int | None = None) -> tuple[dict, Recording]:
     recording = Recording(engine)
     cpu = cpu_seconds()
     started = recording.t0 = time.perf_counter()
@@ -175,6 +177,7 @@ def run_synthloop(engine: Engine, texts: list[str], scratch: Path, name: str, sa
             "output_tokens": summary.output_tokens, "tok_per_s": round(summary.output_tokens / seconds, 1),
             "model_calls": len(recording.requests), "retries": len(recording.requests) - len(texts),
             "truncated_outputs": recording.truncated, "finish_times": tail(recording.done, seconds),
+            "concurrency": concurrency or engine.preferred_in_flight,
             **cpu_used(cpu)}, recording
 
 
@@ -362,8 +365,8 @@ def transformers_phase(args, texts: list[str], scratch: Path) -> dict:
                                 config=EngineConfig(kind="transformers", dtype="float32", batch_size=64))
     sampling = Sampling(temperature=0.7, max_tokens=args.max_tokens)
     try:
-        run_synthloop(engine, texts[:16], scratch, "tf-warmup", sampling, concurrency=64)
-        ours, recording = run_synthloop(engine, texts, scratch, "tf-synthloop", sampling, concurrency=64)
+        run_synthloop(engine, texts[:16], scratch, "tf-warmup", sampling)
+        ours, recording = run_synthloop(engine, texts, scratch, "tf-synthloop", sampling)
         started = time.perf_counter()
         results = engine.generate(recording.requests)
         seconds = time.perf_counter() - started

@@ -342,6 +342,20 @@ def test_a_dspy_program_over_a_dataset_keeps_the_server_full(tmp_path):
     assert seconds < 384 * 0.05 / 8  # faster than 8 threads could ever be (2.4 s)
 
 
+def test_default_concurrency_keeps_a_queue_behind_the_wire_limit(tmp_path):
+    """Without `concurrency`, a run keeps the engine's preferred number of items in flight: twice the openai
+    engine's wire limit, so a freed connection is refilled at once."""
+    with OpenAIServer(slots=8, latency_s=0.02) as server:
+        engine = load("openai", model=server.model, base_url=server.base_url, max_concurrency=8)
+        try:
+            summary = generate(QA(), engine=engine, run=tmp_path / "run", progress=False,
+                               inputs=({"question": f"what is {i}?"} for i in range(64)))
+        finally:
+            engine.close()
+    assert summary.kept == 64
+    assert summary.run.manifest()["concurrency"] == 16 and engine.limit.max_in_flight == 8
+
+
 def test_credentials_in_the_url_are_refused_without_echoing_them():
     from helpers import run_cli
 

@@ -33,6 +33,10 @@ class Engine(ABC):
     #: whether `submit_score` / `loglikelihood` work (they need the model's prompt log-probabilities)
     supports_scoring: ClassVar[bool] = False
 
+    #: how many requests keep this engine busy: what it works on at once plus a queue to refill from (a run's
+    #: default concurrency); None: no preference
+    preferred_in_flight: int | None = None
+
     def __init__(self, model: str):
         self.model = model
 

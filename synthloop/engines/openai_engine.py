@@ -82,6 +82,7 @@ class OpenAIEngine(Engine):
         self._url = f"{self.base_url}/chat/completions"
         self._key = os.environ.get(config.api_key_env) or None
         self.limit = AdaptiveLimit(config.max_concurrency)
+        self.preferred_in_flight = 2 * config.max_concurrency  # the wire full, the next requests formatted
         self.n_supported: bool | None = None  # learned from the first answer to n > 1
         self.stats: dict[str, Any] = {"requests": 0, "retries": {}, "failed": {}}
         self._loop = self.loop_thread = LoopThread("synthloop-openai")

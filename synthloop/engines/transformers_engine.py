@@ -68,6 +68,7 @@ class TransformersEngine(Engine):
         self.hf_model.eval()
         self.max_model_len = cfg.max_model_len
         self.batch_size = cfg.batch_size
+        self.preferred_in_flight = 2 * cfg.batch_size  # a full batch decoding, the next one queued
         self.batch_wait_s = batch_wait_s
         self.eos_ids = self._eos_ids()
         #: how requests were batched (for tests and benchmarks): forward batches run, rows decoded, largest batch

@@ -79,6 +79,7 @@ class CachedEngine(Engine):
         self.kind = inner.kind  # type: ignore[misc]
         self.supports_json_schema = inner.supports_json_schema  # type: ignore[misc]
         self.supports_scoring = inner.supports_scoring  # type: ignore[misc]
+        self.preferred_in_flight = inner.preferred_in_flight
         self.cache = cache
         self.hits = 0
         self.misses = 0

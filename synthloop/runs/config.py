@@ -39,8 +39,10 @@ class GenerateConfig(Config):
     num_records: int | None = Field(None, ge=1, description="Records to keep; default: one per input.",
                                     json_schema_extra=RUNTIME)
     seed: int = Field(0, description="Run seed: every model call's seed derives from it, the item and the attempt.")
-    concurrency: int = Field(64, ge=1, description="Items in flight at once (their model calls are batched).",
-                             json_schema_extra=RUNTIME)
+    concurrency: int | None = Field(
+        None, ge=1, description="Items in flight at once (their model calls are batched). Default: what keeps the "
+        "engine busy (vllm: max_num_seqs + 25%; transformers: 2 x batch_size; openai: 2 x max_concurrency).",
+        json_schema_extra=RUNTIME)
     max_attempts: int = Field(3, ge=1, description="Tries per item (fresh samples) before it is recorded as failed.",
                               json_schema_extra=RUNTIME)
     show_examples: int = Field(3, ge=0, description="Records printed when the run ends.", json_schema_extra=RUNTIME)

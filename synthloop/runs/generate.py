@@ -46,6 +46,8 @@ from synthloop.synth.chat import ChatProgram
 
 #: after this many consecutive permanent engine failures with no success, the run stops
 _CIRCUIT_BREAKER = 25
+#: items in flight for an engine without a preference
+_DEFAULT_CONCURRENCY = 64
 
 
 class RunAborted(RuntimeError):
@@ -110,7 +112,7 @@ def generate(
     num_records: int | None = None,
     sampling: Sampling | None = None,
     seed: int = 0,
-    concurrency: int = 64,
+    concurrency: int | None = None,
     max_attempts: int = 3,
     max_items: int | None = None,
     resume: ResumePolicy = "if-unchanged",
@@ -122,8 +124,9 @@ def generate(
     """Run `program` into the run directory `run`; returns counts. See the module docstring.
 
     `adapter`: the DSPy adapter (default: `SchemaJSONAdapter` on engines that enforce JSON schemas, else
-    DSPy's ChatAdapter)."""
+    DSPy's ChatAdapter). `concurrency`: items in flight (default: `engine.preferred_in_flight`, else 64)."""
     sampling = sampling or Sampling()
+    concurrency = concurrency or engine.preferred_in_flight or _DEFAULT_CONCURRENCY
     identity = run_identity(program, engine.describe(), sampling, seed, caller_inputs=inputs is not None)
     rundir = RunDir.open(run, identity=identity, kind="generate", resume=resume, config_yaml=config_yaml)
     runner = _Runner(program, engine, rundir, inputs, num_records, sampling, seed, concurrency, max_attempts,
@@ -376,6 +379,6 @@ class _Runner:
                 status = "incomplete"
             self.summary.status = status
             self.rundir.update_manifest(status=status, counts=self._counts(),
-                                        seconds=round(self.summary.seconds, 2))
+                                        seconds=round(self.summary.seconds, 2), concurrency=self.concurrency)
             self.cache.close()
         return self.summary
