@@ -44,6 +44,7 @@ class Timed(Engine):
         super().__init__(inner.model)
         self.inner, self.rows = inner, []
         self.kind = inner.kind  # type: ignore[misc]
+        self.preferred_in_flight = inner.preferred_in_flight
         self.t0 = time.perf_counter()
 
     @property
@@ -150,7 +151,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--dtype", default="bfloat16")
-    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--concurrency", type=int, default=None, help="default: the library's (the engine's)")
     parser.add_argument("--skip-profile", action="store_true")
     args = parser.parse_args()
     from synthloop.engines import registry
