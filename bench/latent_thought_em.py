@@ -29,6 +29,7 @@ ROUND_KEYS = ["eval_ppl", "control_eval_ppl", "eval_ppl_given_context", "control
               "eval_logprob", "control_eval_logprob", "eval_logprob_given_context",
               "control_eval_logprob_given_context", "estep_logp_per_token", "estep_marginal_per_token",
               "estep_gain_per_token", "estep_ess", "estep_thought_tokens", "estep_with_thought", "estep_plain",
+              "estep_dropped_samples",
               "estep_tokens_per_s", "estep_failed", "sft_data", "sft_steps", "sft_loss", "control_sft_steps",
               "control_sft_loss", "seconds", "peak_rss_gib"]
 

@@ -192,3 +192,52 @@ def test_bad_configs_fail_in_one_line(tmp_path):
     path = write_config(tmp_path / "dpo.yaml", em_config(tmp_path / "runs", train={"plan": ["dpo"]}))
     result = run_cli("loop", str(path))
     assert result.returncode == 2 and "trains with sft only" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_cut_off_or_empty_sample_is_dropped_not_the_document(tiny_engine):
+    """The E-step on SmolLM2 lost whole documents when one of N samples hit max_tokens or came back empty (the
+    first round's checkpoint writes longer thoughts). Now the document keeps its other samples, scored for real by
+    the tiny engine; only when every sample failed is the failure raised (the runner then retries the document).
+    The samples are scripted: only the control flow around them is under test."""
+    import dspy
+
+    from synthloop.engines.dspy_bridge import TruncatedOutputError, dspy_lm
+    from synthloop.synth.latent_thoughts import LatentThoughts
+
+    doc = json.loads((GSM8K / "test.jsonl").read_text().splitlines()[0])["answer"]
+    program = LatentThoughts(inputs={"path": str(GSM8K / "test.jsonl"), "columns": {"document": "answer"}},
+                             num_thoughts=4, min_thought_words=1, max_copy=1.0)
+
+    def script(*outs):
+        items = iter(outs)
+
+        async def acall(document, config):
+            item = next(items)
+            if isinstance(item, BaseException):
+                raise item
+            return dspy.Prediction(thought=item)
+        program.infer.acall = acall
+
+    with dspy.context(lm=dspy_lm(tiny_engine)):
+        script("Janet's ducks lay eggs every day.", TruncatedOutputError("output cut off at max_tokens=8"), ' "" ',
+               "She sells the rest at the market.")
+        pred = program.forward(doc)
+        assert [c["thought"] for c in pred.candidates] == ["Janet's ducks lay eggs every day.",
+                                                           "She sells the rest at the market."]
+        assert pred.dropped == ["truncated", "empty"] and pred.chosen in (0, 1)
+        assert all(c["logp_document_given_thought"] < 0 and c["thought_tokens"] > 0 for c in pred.candidates)
+        assert sum(c["weight"] for c in pred.candidates) == pytest.approx(1.0, abs=1e-5)
+
+        script(*[TruncatedOutputError("output cut off at max_tokens=8")] * 4)
+        with pytest.raises(TruncatedOutputError):
+            program.forward(doc)
+        script("A thought.", RuntimeError("the engine broke"), "x", "y")
+        with pytest.raises(RuntimeError, match="engine broke"):  # not a bad sample: never swallowed
+            program.forward(doc)
+        script(" ", '""', "", " ")
+        pred = program.forward(doc)
+        assert pred.candidates == [] and pred.chosen is None
+        record = program.to_record({"document": doc}, pred)
+        assert program.accept(record) == "no eligible thought (empty sample)"
+    stats = estep_stats([{**record, "id": 0}], {0: []})
+    assert stats["estep_marginal_per_token"] is None and stats["estep_dropped_samples"] == 4

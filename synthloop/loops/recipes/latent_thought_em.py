@@ -148,8 +148,10 @@ def estep_stats(records: list[dict[str, Any]], drawn: dict[int, list[int]]) -> d
     if not records or not tokens:
         return {}
     logp = sum(r["logp_document"] for r in records)
+    scored = [r for r in records if r["candidates"]]  # a document all of whose samples were dropped has none
+    scored_tokens = sum(r["document_tokens"] for r in scored)
     marginal = sum(_logsumexp([c["log_weight"] for c in r["candidates"]]) - math.log(len(r["candidates"]))
-                   for r in records)
+                   for r in scored)
     gains, gain_tokens, thought_tokens, ess = 0.0, 0, [], []
     for r in records:
         picks = drawn.get(r["id"], [])
@@ -160,10 +162,12 @@ def estep_stats(records: list[dict[str, Any]], drawn: dict[int, list[int]]) -> d
             gains += r["candidates"][i]["logp_document_given_thought"] - r["logp_document"]
             gain_tokens += r["document_tokens"]
             thought_tokens.append(r["candidates"][i]["thought_tokens"])
-    return {"estep_logp_per_token": round(logp / tokens, 4), "estep_marginal_per_token": round(marginal / tokens, 4),
+    return {"estep_logp_per_token": round(logp / tokens, 4),
+            "estep_marginal_per_token": round(marginal / scored_tokens, 4) if scored_tokens else None,
             "estep_gain_per_token": round(gains / gain_tokens, 4) if gain_tokens else None,
             "estep_ess": round(sum(ess) / len(ess), 3) if ess else None,
-            "estep_thought_tokens": round(sum(thought_tokens) / len(thought_tokens), 1) if thought_tokens else None}
+            "estep_thought_tokens": round(sum(thought_tokens) / len(thought_tokens), 1) if thought_tokens else None,
+            "estep_dropped_samples": sum(len(r.get("dropped", [])) for r in records)}
 
 
 class AugmentStage(Stage):
