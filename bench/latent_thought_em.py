@@ -52,6 +52,38 @@ def compare(rounds: list[dict]) -> list[dict]:
     return out
 
 
+def paired(run: Path, rounds: list[dict], *, resamples: int = 2000) -> list[dict]:
+    """Per round, document by document: the thought arm's log-probability minus the control arm's (per document
+    token, summed over documents), how many held-out documents the thought arm finds likelier, and a 95% bootstrap
+    interval over documents. Positive: the thought arm is better."""
+    import json
+    import random
+
+    out = []
+    for m in rounds:
+        if not m["round"]:
+            continue
+        mine = run / f"round-{m['round']:03d}" / "evaluate.jsonl"
+        theirs = run / f"round-{m['round']:03d}" / "evaluate-control.jsonl"
+        if not (mine.is_file() and theirs.is_file()):
+            continue
+        a = {r["task_id"]: r for r in map(json.loads, mine.read_text().splitlines())}
+        b = {r["task_id"]: r for r in map(json.loads, theirs.read_text().splitlines())}
+        row: dict = {"round": m["round"], "documents": len(a)}
+        for kind in ("alone", "given_context"):
+            if not all(f"logprob_{kind}" in r for r in a.values()):
+                continue
+            diffs = [(a[k][f"logprob_{kind}"] - b[k][f"logprob_{kind}"], a[k][f"tokens_{kind}"]) for k in a]
+            rng = random.Random(0)
+            boot = sorted(sum(d for d, _ in sample) / sum(t for _, t in sample)
+                          for sample in ([rng.choice(diffs) for _ in diffs] for _ in range(resamples)))
+            row[kind] = {"logprob_diff_per_token": round(sum(d for d, _ in diffs) / sum(t for _, t in diffs), 4),
+                         "ci95": [round(boot[int(0.025 * resamples)], 4), round(boot[int(0.975 * resamples)], 4)],
+                         "thought_arm_better_docs": sum(1 for d, _ in diffs if d > 0)}
+        out.append(row)
+    return out
+
+
 def stage_seconds(rounds: list[dict]) -> dict[str, float]:
     totals: dict[str, float] = {}
     for m in rounds:
@@ -66,8 +98,19 @@ def main() -> None:
     parser.add_argument("--config", default="configs/latent_thought_em.yaml")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="a config override, key=value")
     parser.add_argument("--name", default="latent_thought_em", help="run name and results file name")
+    parser.add_argument("--analyze", action="store_true", help="only (re)compute the per-document paired comparison "
+                        "of a finished run from its files and add it to bench/results/<name>.json (no model)")
     args = parser.parse_args()
     os.chdir(ROOT)
+    if args.analyze:
+        import json
+
+        results = ROOT / "bench" / "results" / f"{args.name}.json"
+        data = json.loads(results.read_text())
+        data["paired"] = paired(Path(data["run"]), data["rounds"])
+        results.write_text(json.dumps(data, indent=2) + "\n")
+        print(json.dumps(data["paired"], indent=1))
+        return
 
     from common import machine, save  # bench/common.py (this script's directory is on sys.path)
 
@@ -109,6 +152,7 @@ def main() -> None:
                                                                       if args.name != "latent_thought_em" else ""),
         "config": cfg.model_dump(mode="json"),
         "comparison": table,
+        "paired": paired(cfg.output_dir / args.name, rounds),
         "rounds": [{"round": m["round"], **{k: m.get(k) for k in ROUND_KEYS}} for m in rounds],
         "seconds_per_stage": stages,
         "wall_seconds_this_session": round(wall, 1),
