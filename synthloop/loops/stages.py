@@ -212,11 +212,19 @@ class TrainStage(Stage):
     def data_path(self, ctx: RoundContext) -> Path:
         return ctx.dir / "data" / {"sft": "sft.jsonl", "dpo": "pairs.jsonl", "grpo": "prompts.jsonl"}[self.method]
 
+    def settings(self, ctx: RoundContext):
+        """The TRL settings of this round (`train.<method>` with a per-round seed); recipes may override."""
+        settings = getattr(ctx.config.train, self.method)
+        return settings.model_copy(update={"seed": settings.seed + ctx.round})
+
+    def start_checkpoint(self, ctx: RoundContext) -> str:
+        """The checkpoint training starts from (default: the role's current one); recipes may override."""
+        return ctx.checkpoint(self.role)
+
     def run(self, ctx: RoundContext) -> dict[str, Any]:
         from synthloop.loops import train
 
-        settings = getattr(ctx.config.train, self.method)
-        settings = settings.model_copy(update={"seed": settings.seed + ctx.round})
+        settings = self.settings(ctx)
         out, data = ctx.dir / self.name, self.data_path(ctx)
         if self.method == "grpo" and not data.is_file():
             write_jsonl(data, self.grpo_prompts(ctx))
@@ -224,7 +232,7 @@ class TrainStage(Stage):
         if rows == 0:
             ctx.log(f"{self.name}: no training data this round; the policy stays as it is")
             return {"skipped": "no training data", "metrics": {f"{self.method}_examples": 0}}
-        model = ctx.checkpoint(self.role)
+        model = self.start_checkpoint(ctx)
         common = dict(model=model, out=out, config=settings, progress=ctx.progress, log=ctx.log)
         if self.method == "sft":
             result = train.sft(data=data, **common)
