@@ -212,10 +212,14 @@ class TrainStage(Stage):
     def data_path(self, ctx: RoundContext) -> Path:
         return ctx.dir / "data" / {"sft": "sft.jsonl", "dpo": "pairs.jsonl", "grpo": "prompts.jsonl"}[self.method]
 
+    def settings(self, ctx: RoundContext):
+        """The method's training settings (default: the loop's `train.<method>`)."""
+        return getattr(ctx.config.train, self.method)
+
     def run(self, ctx: RoundContext) -> dict[str, Any]:
         from synthloop.loops import train
 
-        settings = getattr(ctx.config.train, self.method)
+        settings = self.settings(ctx)
         settings = settings.model_copy(update={"seed": settings.seed + ctx.round})
         out, data = ctx.dir / self.name, self.data_path(ctx)
         if self.method == "grpo" and not data.is_file():
