@@ -50,7 +50,8 @@ def examples(run: Path, last: int) -> dict[str, Any]:
     out: dict[str, Any] = {}
     answers = {r: {rec["id"]: rec for rec in RunDir(run / f"round-{r:03d}" / "eval").iter_records()}
                for r in (0, last)}
-    lengths = {r: {row["id"]: row for row in read_jsonl(run / f"round-{r:03d}" / "eval-length.jsonl")} for r in (0, last)}
+    lengths = {r: {row["id"]: row for row in read_jsonl(run / f"round-{r:03d}" / "eval-length.jsonl")}
+               for r in (0, last)}
     picked = []
     for wanted in ("en", "ruler"):
         picked += [i for i, row in sorted(lengths[0].items()) if row["set"] == wanted][:1]
@@ -59,7 +60,8 @@ def examples(run: Path, last: int) -> dict[str, Any]:
         "baseline": {"words": lengths[0][i]["words"], "sl": lengths[0][i]["sl"], "quality": lengths[0][i]["quality"],
                      "text": _short(answers[0][i]["samples"][0]["text"])},
         f"round_{last}": {"words": lengths[last][i]["words"], "sl": lengths[last][i]["sl"],
-                          "quality": lengths[last][i]["quality"], "text": _short(answers[last][i]["samples"][0]["text"])},
+                          "quality": lengths[last][i]["quality"],
+                          "text": _short(answers[last][i]["samples"][0]["text"])},
     } for i in picked]
     kept = list(RunDir(run / "round-001" / "filtered").iter_records()) if (run / "round-001/filtered").is_dir() else []
     if kept:
@@ -68,14 +70,14 @@ def examples(run: Path, last: int) -> dict[str, Any]:
                                     "words": item["words"], "draft": _short(item["draft"]),
                                     "parts": [_short(p, 300) for p in item["parts"]],
                                     "extended": _short(item["text"], 1200)}
-    dropped = [row for row in read_jsonl(run / "round-001" / "filtered" / "filtered.jsonl")][:3]
+    dropped_path = run / "round-001" / "filtered" / "filtered.jsonl"
+    dropped = list(read_jsonl(dropped_path))[:3] if dropped_path.is_file() else []
     out["dropped_round_1"] = [{"reason": d["reason"], "text": _short(d["record"]["text"], 400)} for d in dropped]
     return out
 
 
 def results(run: Path, summary: dict[str, Any], config, wall: float, argv: list[str]) -> dict[str, Any]:
     from bench.common import machine
-
     from synthloop.loops.state import LoopState
 
     state = LoopState.load(run / "state.json")
@@ -126,7 +128,6 @@ def main() -> None:
 
     warnings.filterwarnings("ignore", message="TRL currently supports vLLM")
     from bench.common import save
-
     from synthloop.configs import dump_yaml, load_config
     from synthloop.loops.config import LoopConfig
     from synthloop.loops.controller import LoopController

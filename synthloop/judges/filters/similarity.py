@@ -52,7 +52,7 @@ class SimilarityFilter(Filter):
 
     def cosines(self, records: Sequence[dict[str, Any]]) -> list[np.ndarray]:
         """Per record, the cosine of each (text, anchor) pair."""
-        from synthloop.judges.embeddings import embed
+        from synthloop.judges.similarity import embed
 
         pairs = []
         for record in records:
