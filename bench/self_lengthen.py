@@ -1,7 +1,8 @@
 """Self-Lengthen on SmolLM2-135M-Instruct on CPU: the loop of configs/self_lengthen.yaml, measured per round.
 
-    flock /tmp/synthloop-heavy.lock .venv/bin/python bench/self_lengthen.py            # ~25-35 min on 2 cores
-    flock /tmp/synthloop-heavy.lock .venv/bin/python bench/self_lengthen.py --set rounds=2 --set tasks.per_round=16
+    flock /tmp/synthloop-heavy.lock .venv/bin/python bench/self_lengthen.py      # the full config: ~30+ min on 2 cores
+    flock /tmp/synthloop-heavy.lock bash bench/self_lengthen_measured.sh          # the measured run (~12 min): 2 rounds,
+                                                                                  # smaller sizes, via --set overrides
 
 Runs (or resumes: rerun the same command after a kill) the loop in .cache/bench/self_lengthen/, then writes
 bench/results/self_lengthen.json: per round the length target, drafts and extensions (words, growth, what the

@@ -226,7 +226,7 @@ class TrainStage(Stage):
             write_jsonl(data, self.grpo_prompts(ctx))
         rows = sum(1 for _ in read_jsonl(data)) if data.is_file() else 0
         if rows == 0:
-            ctx.log(f"{self.name}: no training data this round; the policy stays as it is")
+            ctx.log(f"{self.name}: no training data this round; the {self.role} stays as it is")
             return {"skipped": "no training data", "metrics": {f"{self.method}_examples": 0}}
         model = ctx.checkpoint(self.role)
         common = dict(model=model, out=out, config=settings, progress=ctx.progress, log=ctx.log)
