@@ -1,8 +1,8 @@
 """Self-Lengthen on SmolLM2-135M-Instruct on CPU: the loop of configs/self_lengthen.yaml, measured per round.
 
-    flock /tmp/synthloop-heavy.lock .venv/bin/python bench/self_lengthen.py      # the full config: ~30+ min on 2 cores
-    flock /tmp/synthloop-heavy.lock bash bench/self_lengthen_measured.sh          # the measured run (~12 min): 2 rounds,
-                                                                                  # smaller sizes, via --set overrides
+    flock /tmp/synthloop-heavy.lock .venv/bin/python bench/self_lengthen.py   # the full config: 30+ min on 2 cores
+    flock /tmp/synthloop-heavy.lock bash bench/self_lengthen_measured.sh       # the measured run: 2 smaller rounds
+    .venv/bin/python bench/self_lengthen.py --results-only                     # recompute the JSON from the run dir
 
 Runs (or resumes: rerun the same command after a kill) the loop in .cache/bench/self_lengthen/, then writes
 bench/results/self_lengthen.json: per round the length target, drafts and extensions (words, growth, what the
@@ -77,6 +77,26 @@ def examples(run: Path, last: int) -> dict[str, Any]:
     return out
 
 
+def answer_figures(run: Path, round_: int) -> dict[str, Any]:
+    """Figures recomputed from a round's eval-length.jsonl: looping answers (their S_l counted as 0, and S_l over
+    the others), finished (not cut at max_tokens) answers, and how the quality judge's scores spread."""
+    from collections import Counter
+
+    from synthloop.loops.recipes.lengthen_stages import LOOPING_SHARE
+    from synthloop.runs.run_dir import read_jsonl
+
+    rows = list(read_jsonl(run / f"round-{round_:03d}" / "eval-length.jsonl"))
+    clean = [r for r in rows if r["repetition"] <= LOOPING_SHARE]
+    mean = lambda xs: round(sum(xs) / len(xs), 2) if xs else None  # noqa: E731
+    return {"eval_looping": mean([float(r["repetition"] > LOOPING_SHARE) for r in rows]),
+            "eval_sl_loops_zero": mean([r["sl"] if r["repetition"] <= LOOPING_SHARE else 0.0 for r in rows]),
+            "eval_sl_nonlooping": mean([r["sl"] for r in clean]), "eval_nonlooping": len(clean),
+            "eval_words_nonlooping": mean([r["words"] for r in clean]),
+            "eval_finished": mean([float(r["finish_reason"] == "stop") for r in rows]),
+            "eval_quality_counts": dict(sorted(Counter(r["quality"] for r in rows if r["quality"] is not None)
+                                               .items()))}
+
+
 def results(run: Path, summary: dict[str, Any], config, wall: float, argv: list[str]) -> dict[str, Any]:
     from bench.common import machine
     from synthloop.loops.state import LoopState
@@ -85,7 +105,8 @@ def results(run: Path, summary: dict[str, Any], config, wall: float, argv: list[
     rounds = []
     for record in state.done_rounds():
         m = record.metrics
-        row = {"round": record.round, **{k: m.get(k) for k in ROUND_KEYS if m.get(k) is not None}}
+        row = {"round": record.round, **{k: m.get(k) for k in ROUND_KEYS if m.get(k) is not None},
+               **answer_figures(run, record.round)}
         stages = record.stages
         if "extend" in stages:
             row["extend_failed"] = stages["extend"].outputs.get("failed", {})
@@ -95,14 +116,20 @@ def results(run: Path, summary: dict[str, Any], config, wall: float, argv: list[
         row["peak_rss_gib_per_stage"] = {name: s.peak_rss_gib for name, s in stages.items()}
         rounds.append(row)
     base, final = rounds[0], rounds[-1]
-    change = {k: round(final[k] - base[k], 3) for k in ("eval_sl", "eval_sl_en", "eval_sl_ruler", "eval_words",
-                                                       "eval_quality", "eval_repetition", "eval_relevance")
+    change = {k: round(final[k] - base[k], 3) for k in ("eval_sl", "eval_sl_en", "eval_sl_ruler", "eval_sl_loops_zero",
+                                                       "eval_sl_nonlooping", "eval_looping", "eval_finished",
+                                                       "eval_words", "eval_quality", "eval_repetition",
+                                                       "eval_relevance")
               if final.get(k) is not None and base.get(k) is not None}
+    ev = config.tasks.eval
     return {
-        "what": "Self-Lengthen (Generator + Extender, both SmolLM2-135M-Instruct) on CPU, evaluated on held-out "
-                "LongBench-Write prompts (English <= 800 words, and the English LongWrite-Ruler prompts rewritten at "
-                "100/200/400 words): S_l is LongWriter's length score (0-100, judges/length.py)",
-        "command": "flock /tmp/synthloop-heavy.lock .venv/bin/python bench/self_lengthen.py " + " ".join(argv),
+        "what": f"Self-Lengthen (Generator + Extender, both {config.engine.model}, vLLM {config.engine.dtype}) on CPU, "
+                f"evaluated on held-out LongBench-Write prompts (sets {ev.sets}: English prompts asking for "
+                f"<= {ev.max_length} words, and the English LongWrite-Ruler prompts rewritten at {ev.ruler_lengths} "
+                "words): S_l is LongWriter's length score (0-100, judges/length.py); eval_sl_loops_zero scores 0 "
+                "for answers whose repeated-3-gram share exceeds 0.25 (they loop until max_tokens)",
+        "command": "flock /tmp/synthloop-heavy.lock bash bench/self_lengthen_measured.sh  # = python "
+                   "bench/self_lengthen.py " + " ".join(argv),
         "machine": machine(),
         "run_dir": str(run),
         "status": summary["status"],
@@ -123,6 +150,9 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], help="key=value overrides")
     parser.add_argument("--run-dir", type=Path, default=ROOT / ".cache" / "bench" / "self_lengthen")
     parser.add_argument("--name", default="self_lengthen", help="results file: bench/results/<name>.json")
+    parser.add_argument("--results-only", action="store_true",
+                        help="Recompute the results file from a finished run directory (no model runs); keeps the "
+                             "wall time and command the results file already holds.")
     args = parser.parse_args()
 
     import warnings
@@ -134,6 +164,14 @@ def main() -> None:
     from synthloop.loops.controller import LoopController
     from synthloop.loops.report import round_table
 
+    if args.results_only:
+        old = json.loads((ROOT / "bench" / "results" / f"{args.name}.json").read_text())
+        config = load_config(LoopConfig, args.run_dir / "config.yaml", [])
+        data = results(args.run_dir.resolve(), old, config, old["wall_seconds_this_session"], [])
+        data["command"] = old["command"]
+        print(json.dumps(data["change_final_vs_baseline"], indent=1))
+        save(args.name, data)
+        return
     config = load_config(LoopConfig, args.config, args.sets)
     started = time.time()
     controller = LoopController(config, args.run_dir, config_yaml=dump_yaml(config), progress=False,

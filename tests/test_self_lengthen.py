@@ -14,6 +14,7 @@ import pytest
 from synthloop.judges.length import count_words, length_score
 from synthloop.loops import run_loop
 from synthloop.loops.config import LoopConfig
+from synthloop.loops.recipes.lengthen_stages import LOOPING_SHARE
 from synthloop.loops.recipes.lengthen_text import round_words
 from synthloop.runs.run_dir import RunDir, read_jsonl
 
@@ -129,6 +130,10 @@ def test_held_out_figures(lengthened):
             assert row["sl"] == pytest.approx(length_score(row["required"], row["words"]), abs=0.01)
             assert row["quality"] is None or 1 <= row["quality"] <= 10
         assert metrics["eval_sl"] == pytest.approx(sum(row["sl"] for row in rows) / len(rows), abs=0.01)
+        looping = [row["repetition"] > LOOPING_SHARE for row in rows]
+        assert metrics["eval_looping"] == pytest.approx(sum(looping) / len(rows), abs=1e-4)
+        assert metrics["eval_sl_loops_zero"] == pytest.approx(
+            sum(0 if loop else row["sl"] for row, loop in zip(rows, looping, strict=True)) / len(rows), abs=0.01)
         for key in ("eval_words", "eval_sl_en", "eval_sl_ruler", "eval_repetition", "eval_relevance",
                     "eval_quality_failed", "eval_score"):
             assert metrics[key] is not None, key

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     from synthloop.loops.controller import RoundContext
 
 
+#: a held-out answer whose share of repeated word 3-grams exceeds this loops (the recipe's repetition filter
+#: default): S_l alone rewards such an answer for its length, so `eval_sl_loops_zero` scores it 0 instead
+LOOPING_SHARE = 0.25
+
+
 def _pick(options: list[str], key: str) -> str:
     """The same option for the same key on every run (not Python's salted hash)."""
     return options[zlib.crc32(key.encode()) % len(options)]
@@ -237,7 +242,8 @@ class RoleSFTStage(TrainStage):
 class LengthEvaluateStage(EvaluateStage):
     """The held-out evaluation (greedy answers, the loop's judges), plus per answer: words (LongWriter's count),
     S_l against the required length (the task's `reference`), repeated 3-gram share, embedding relevance to the
-    prompt, and the quality judge's score. Per answer in eval-length.jsonl; means (and S_l per set) as metrics."""
+    prompt, and the quality judge's score. Per answer in eval-length.jsonl; means (and S_l per set) as metrics,
+    with the share of looping answers and S_l where those score 0 (a loop cut at max_tokens is long, not good)."""
 
     def __init__(self, config: SelfLengthenConfig):
         self.config = config
@@ -263,6 +269,8 @@ class LengthEvaluateStage(EvaluateStage):
         metrics = {"eval_sl": _mean([r["sl"] for r in rows]), "eval_words": _mean([r["words"] for r in rows], 1),
                    "eval_required": _mean([r["required"] for r in rows], 1),
                    "eval_repetition": _mean([r["repetition"] for r in rows], 4),
+                   "eval_looping": _mean([float(r["repetition"] > LOOPING_SHARE) for r in rows], 4),
+                   "eval_sl_loops_zero": _mean([0.0 if r["repetition"] > LOOPING_SHARE else r["sl"] for r in rows]),
                    "eval_relevance": _mean([r["relevance"] for r in rows], 4),
                    "eval_quality": _mean([r["quality"] for r in rows]),
                    "eval_quality_failed": sum(r["quality"] is None for r in rows)
