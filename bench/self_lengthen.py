@@ -123,7 +123,8 @@ def results(run: Path, summary: dict[str, Any], config, wall: float, argv: list[
               if final.get(k) is not None and base.get(k) is not None}
     ev = config.tasks.eval
     return {
-        "what": f"Self-Lengthen (Generator + Extender, both {config.engine.model}, vLLM {config.engine.dtype}) on CPU, "
+        "what": f"Self-Lengthen (Generator + Extender, both {config.engine.model}; engine {config.engine.kind}, "
+                f"dtype {config.engine.dtype}) on CPU, "
                 f"evaluated on held-out LongBench-Write prompts (sets {ev.sets}: English prompts asking for "
                 f"<= {ev.max_length} words, and the English LongWrite-Ruler prompts rewritten at {ev.ruler_lengths} "
                 "words): S_l is LongWriter's length score (0-100, judges/length.py); eval_sl_loops_zero scores 0 "
@@ -133,9 +134,9 @@ def results(run: Path, summary: dict[str, Any], config, wall: float, argv: list[
         "machine": machine(),
         "run_dir": str(run),
         "status": summary["status"],
-        "wall_seconds_this_session": round(wall, 1),
+        "wall_seconds_this_session": round(wall, 1) if wall else None,
         "loop_seconds_all_sessions": round(sum(r.get("seconds") or 0 for r in rounds), 1),
-        "peak_rss_gib": summary.get("peak_rss_gib"),
+        "peak_rss_gib": summary.get("peak_rss_gib") or max((r.get("peak_rss_gib") or 0 for r in rounds), default=None),
         "quality_judge": QUALITY_JUDGE_NOTE,
         "change_final_vs_baseline": change,
         "rounds": rounds,
@@ -165,9 +166,15 @@ def main() -> None:
     from synthloop.loops.report import round_table
 
     if args.results_only:
-        old = json.loads((ROOT / "bench" / "results" / f"{args.name}.json").read_text())
+        saved = ROOT / "bench" / "results" / f"{args.name}.json"
+        if saved.is_file():
+            old = json.loads(saved.read_text())
+        else:  # a run stopped before it wrote its results (e.g. interrupted after its first rounds)
+            manifest = json.loads((args.run_dir / "manifest.json").read_text())
+            old = {"status": manifest.get("status"), "peak_rss_gib": None, "wall_seconds_this_session": None,
+                   "command": "flock /tmp/synthloop-heavy.lock bash bench/self_lengthen_measured.sh"}
         config = load_config(LoopConfig, args.run_dir / "config.yaml", [])
-        data = results(args.run_dir.resolve(), old, config, old["wall_seconds_this_session"], [])
+        data = results(args.run_dir.resolve(), old, config, old["wall_seconds_this_session"] or 0.0, [])
         data["command"] = old["command"]
         print(json.dumps(data["change_final_vs_baseline"], indent=1))
         save(args.name, data)
