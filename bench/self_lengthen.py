@@ -176,6 +176,8 @@ def main() -> None:
         config = load_config(LoopConfig, args.run_dir / "config.yaml", [])
         data = results(args.run_dir.resolve(), old, config, old["wall_seconds_this_session"] or 0.0, [])
         data["command"] = old["command"]
+        if old.get("note"):
+            data["note"] = old["note"]
         print(json.dumps(data["change_final_vs_baseline"], indent=1))
         save(args.name, data)
         return

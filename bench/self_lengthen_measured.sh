@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The measured Self-Lengthen run on SmolLM2-135M-Instruct (CPU, ~12 min): configs/self_lengthen.yaml at a smaller
+# The measured Self-Lengthen run on SmolLM2-135M-Instruct (CPU; measured: baseline 2.5 min, each round ~20 min,
+# most of it SFT): configs/self_lengthen.yaml at a smaller
 # size (2 rounds with targets 200 -> 400 words, 12 instructions x 2 drafts per round, 25 held-out prompts,
 # vLLM in bf16 everywhere, greedy held-out answers). Run it under the shared lock:
 #     flock /tmp/synthloop-heavy.lock bash bench/self_lengthen_measured.sh
