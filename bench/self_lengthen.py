@@ -33,7 +33,8 @@ ROUND_KEYS = [
 ]
 QUALITY_JUDGE_NOTE = (
     "Quality: synthloop's LLM judge (judges/llm_judge.py, pointwise 1-10) on the base SmolLM2-135M-Instruct in "
-    "fp32, the same fixed model in every round. Chosen over the MiniLM reward model because the reward model was "
+    "the engine's dtype (bf16 in the measured run), the same fixed model in every round. "
+    "Chosen over the MiniLM reward model because the reward model was "
     "trained on hh-rlhf harmlessness pairs and reads only the first 96 tokens of a response, so it cannot see "
     "the added length or judge writing; the LLM judge reads the instruction and up to 3,000 characters of the "
     "answer. Caveat: SmolLM2-135M is a weak judge (bench/results/judge_accuracy.json: 0.48 pairwise accuracy on "

@@ -13,8 +13,8 @@ two roles of one base model make its answers longer, round after round, without 
                     extension (Self-Lengthen's length-control step); Extender data: each expansion request
                     -> its expansion                                             -> data/
       train-generator, train-extender   SFT of each role from its own checkpoint (separate checkpoints)
-      evaluate      greedy answers of the Generator to held-out LongBench-Write prompts: S_l (LongWriter's
-                    length score), words, repetition, relevance, and an LLM judge's quality score (1-10)
+      evaluate      answers of the Generator (at eval.temperature) to held-out LongBench-Write prompts: S_l
+                    (LongWriter's length score), words, repetition, relevance, an LLM judge's quality score (1-10)
 
 Round 0 evaluates the starting model. What the paper's scripts do that this does not: self-instruct new
 instructions each round (here: a fixed instruction pool, `tasks.train`), several extension attempts per draft
