@@ -12,6 +12,12 @@ COLUMNS = [
     ("label", "round", "{}"),
     ("eval_accuracy", "held-out acc", "{:.1%}"),
     ("eval_tokens", "eval len", "{:.0f}"),
+    ("eval_sl", "S_l", "{:.1f}"),                        # self_lengthen: LongWriter's length score (0-100)
+    ("eval_words", "eval words", "{:.0f}"),
+    ("eval_quality", "quality", "{:.2f}"),
+    ("draft_words", "draft words", "{:.0f}"),
+    ("extended_words", "extended words", "{:.0f}"),
+    ("extensions_kept", "kept ext.", "{}"),
     ("sample_accuracy", "sample acc", "{:.1%}"),
     ("sample_pass_at_n", "pass@n", "{:.1%}"),
     ("sample_tokens", "sample len", "{:.0f}"),

@@ -213,9 +213,9 @@ class TrainStage(Stage):
         return ctx.dir / "data" / {"sft": "sft.jsonl", "dpo": "pairs.jsonl", "grpo": "prompts.jsonl"}[self.method]
 
     def settings(self, ctx: RoundContext):
-        """The TRL settings of this round (`train.<method>` with a per-round seed); recipes may override."""
-        settings = getattr(ctx.config.train, self.method)
-        return settings.model_copy(update={"seed": settings.seed + ctx.round})
+        """The method's training settings (default: the loop's `train.<method>`); recipes may override. `run` adds
+        the round number to the seed."""
+        return getattr(ctx.config.train, self.method)
 
     def start_checkpoint(self, ctx: RoundContext) -> str:
         """The checkpoint training starts from (default: the role's current one); recipes may override."""
@@ -225,12 +225,13 @@ class TrainStage(Stage):
         from synthloop.loops import train
 
         settings = self.settings(ctx)
+        settings = settings.model_copy(update={"seed": settings.seed + ctx.round})
         out, data = ctx.dir / self.name, self.data_path(ctx)
         if self.method == "grpo" and not data.is_file():
             write_jsonl(data, self.grpo_prompts(ctx))
         rows = sum(1 for _ in read_jsonl(data)) if data.is_file() else 0
         if rows == 0:
-            ctx.log(f"{self.name}: no training data this round; the policy stays as it is")
+            ctx.log(f"{self.name}: no training data this round; the {self.role} stays as it is")
             return {"skipped": "no training data", "metrics": {f"{self.method}_examples": 0}}
         model = self.start_checkpoint(ctx)
         common = dict(model=model, out=out, config=settings, progress=ctx.progress, log=ctx.log)
