@@ -102,8 +102,9 @@ def test_promotion_rules():
 def test_inbox_records_become_tasks_once(tmp_path):
     inbox_dir = tmp_path / "inbox"
     inbox_dir.mkdir()
+    held_out = {"question": "What is 2 + 2?", "answer": {"value": "4"}, "score": 0}
     lines = [json.dumps(record(i)) for i in range(8)] + ["{not json", json.dumps(record(0)), "[1, 2]",
-                                                          json.dumps({"question": "What is 2 + 2?", "answer": {"value": "4"}, "score": 0})]
+                                                          json.dumps(held_out)]
     (inbox_dir / "failures.jsonl").write_text("\n".join(lines) + "\n" + '{"question": "half-wri')
     inbox = Inbox(inbox_dir, tmp_path / "state")
     first = inbox.claim(tmp_path / "r1", 1, limit=5)

@@ -74,8 +74,9 @@ class Scheduler:
     def write_status(self, next_at: datetime) -> None:
         if self.dir.is_dir():
             atomic_write(self.dir / "scheduler.json", json.dumps({
-                "pid": os.getpid(), "timing": self.timing.describe(), "next_tick": next_at.isoformat(timespec="seconds"),
-                "config": str(self.config_path.resolve())}, indent=2))
+                "pid": os.getpid(), "timing": self.timing.describe(),
+                "next_tick": next_at.isoformat(timespec="seconds"), "config": str(self.config_path.resolve())},
+                indent=2))
 
     def wait_until(self, next_at: datetime) -> None:
         waiting, checked = self.waiting_records(), time.time()
