@@ -133,7 +133,8 @@ def test_print_cron_snippets_are_valid(tmp_path):
     cron_line = next(line for line in text.splitlines() if line and not line.startswith("#") and "*" in line)
     assert cron_line.startswith("0 */6 * * * cd ") and f"cd {tmp_path}" in cron_line
     for part in (f"{sys.executable} -m synthloop schedule run {path.resolve()} --once",
-                 "--set promotion.min_gain=0.01", f">> {tmp_path}/runs/refine/schedule.log 2>&1"):
+                 "--set promotion.min_gain=0.01", f"mkdir -p {tmp_path}/runs/refine && ",
+                 f">> {tmp_path}/runs/refine/schedule.log 2>&1"):
         assert part in cron_line
     assert "OnCalendar=*-*-* 00,06,12,18:00:00" in text and "SuccessExitStatus=75" in text
     nightly = run_cli("schedule", str(path), "--cron", "30 3 * * 1-5", "--print-cron", cwd=tmp_path)

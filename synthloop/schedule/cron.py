@@ -68,8 +68,9 @@ def snippets(config: Path, overrides: list[str], timing: Timing, directory: Path
         lines.append(f"# no crontab schedule runs exactly {timing.describe()}: use the systemd timer below, or the "
                      "foreground scheduler")
     else:
-        line = f"cd {shlex.quote(str(cwd))} && {env_prefix + ' ' if env_prefix else ''}{shell} >> " \
-               f"{shlex.quote(str(log))} 2>&1"
+        # the log's directory first: a redirection into a missing directory would stop cron from running the tick
+        line = f"cd {shlex.quote(str(cwd))} && mkdir -p {shlex.quote(str(log.parent))} && " \
+               f"{env_prefix + ' ' if env_prefix else ''}{shell} >> {shlex.quote(str(log))} 2>&1"
         lines.append(f"{cron} {line.replace('%', chr(92) + '%')}")  # cron reads an unescaped % as a newline
     name = _unit_name(directory)
     if timing.cron:
