@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 from helpers import ROOT, cli_env, run_cli
 
@@ -142,4 +142,6 @@ def test_real_server_serves_the_openai_engine(tiny_model_path, monkeypatch):
     with socket.socket() as s:  # the server is gone with the command
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
-    assert os.system(f"pgrep -f 'api_server.*--port {port}' > /dev/null") != 0
+    leftovers = [p.pid for p in psutil.process_iter(["cmdline"])
+                 if "api_server" in " ".join(p.info["cmdline"] or []) and str(port) in (p.info["cmdline"] or [])]
+    assert not leftovers, f"vLLM server processes left behind: {leftovers}"

@@ -25,7 +25,7 @@ def _generate(path, text: str) -> str:
     engine = TransformersEngine(path, config=EngineConfig(kind="transformers", model=str(path)))
     try:
         request = ChatRequest(messages=({"role": "user", "content": text},),
-                              sampling=Sampling(temperature=0, max_tokens=8))
+                              sampling=Sampling(temperature=0, max_tokens=24))
         return engine.generate([request])[0].text
     finally:
         engine.close()

@@ -100,7 +100,16 @@ def status(run_path: Annotated[Path, typer.Argument(help="A loop run directory, 
     manifest = run.manifest()
     out.print(round_table(state, title=f"{run.path}  ·  {manifest.get('status', '?')}"))
     if state.done_rounds():
-        out.print(f"plot: {plot_rounds(state, run.path / 'rounds.png')}")
+        out.print(f"plot: {plot_rounds(state, run.path / 'rounds.png', metric=_stop_metric(run.path))}")
+
+
+def _stop_metric(path: Path) -> str:
+    """The loop's headline metric (stop.metric of its resolved config.yaml), which the plot leads with."""
+    import yaml
+
+    config = path / "config.yaml"
+    data = yaml.safe_load(config.read_text()) if config.is_file() else None
+    return ((data or {}).get("stop") or {}).get("metric") or "eval_accuracy"
 
 
 def _quiet_training_libraries() -> None:

@@ -108,4 +108,7 @@ class LoopConfig(Config):
             raise ValueError("train.plan has dpo: sampling.n must be at least 2 to rank samples into pairs")
         if not self.train.plan:
             raise ValueError("train.plan: name the method of at least one round (sft, dpo, grpo, sft+dpo)")
+        check = getattr(self.recipe, "check_loop", None)  # a recipe's own rules about the rest of the config
+        if check is not None:
+            check(self)
         return self

@@ -12,6 +12,12 @@ COLUMNS = [
     ("label", "round", "{}"),
     ("eval_accuracy", "held-out acc", "{:.1%}"),
     ("eval_tokens", "eval len", "{:.0f}"),
+    ("eval_sl", "S_l", "{:.1f}"),                        # self_lengthen: LongWriter's length score (0-100)
+    ("eval_words", "eval words", "{:.0f}"),
+    ("eval_quality", "quality", "{:.2f}"),
+    ("draft_words", "draft words", "{:.0f}"),
+    ("extended_words", "extended words", "{:.0f}"),
+    ("extensions_kept", "kept ext.", "{}"),
     ("sample_accuracy", "sample acc", "{:.1%}"),
     ("sample_pass_at_n", "pass@n", "{:.1%}"),
     ("sample_tokens", "sample len", "{:.0f}"),
@@ -21,6 +27,12 @@ COLUMNS = [
     ("dpo_loss", "dpo loss", "{:.3f}"),
     ("grpo_reward_first", "grpo reward 1st", "{:.3f}"),
     ("grpo_reward_last", "grpo reward last", "{:.3f}"),
+    ("eval_ppl", "held-out ppl", "{:.3f}"),
+    ("eval_ppl_given_context", "ppl | context", "{:.3f}"),
+    ("control_eval_ppl", "control ppl", "{:.3f}"),
+    ("control_eval_ppl_given_context", "control ppl | ctx", "{:.3f}"),
+    ("estep_gain_per_token", "thought gain/tok", "{:.3f}"),
+    ("estep_ess", "ESS", "{:.2f}"),
     ("seconds", "seconds", "{:.0f}"),
     ("peak_rss_gib", "peak GiB", "{:.2f}"),
     ("rss_main_gib", "end GiB", "{:.2f}"),
@@ -84,15 +96,16 @@ def plot_rounds(state: LoopState, out: Path, *, metric: str = "eval_accuracy") -
     xs = [m["round"] for m in rounds]
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     ax = axes[0]
-    for key, label in ((metric, f"held-out {metric}"), ("sample_accuracy", "sample accuracy"),
-                       ("sample_pass_at_n", "pass@n (samples)")):
+    for key, label in ((metric, f"held-out {metric}"), (f"control_{metric}", f"control arm: {metric}"),
+                       ("sample_accuracy", "sample accuracy"), ("sample_pass_at_n", "pass@n (samples)")):
         pts = [(x, m[key]) for x, m in zip(xs, rounds, strict=True) if m.get(key) is not None]
         if pts:
             ax.plot(*zip(*pts, strict=True), marker="o", label=label)
     ax.set_xlabel("round (0 = baseline)")
     ax.set_title("accuracy")
     ax.set_xticks(xs)
-    ax.legend(fontsize=8)
+    if ax.lines:  # a recipe may have none of these metrics
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax = axes[1]
     for key, label in (("eval_tokens", "held-out answers"), ("sample_tokens", "samples")):
@@ -102,7 +115,8 @@ def plot_rounds(state: LoopState, out: Path, *, metric: str = "eval_accuracy") -
     ax.set_title("mean answer length (tokens)")
     ax.set_xlabel("round")
     ax.set_xticks(xs)
-    ax.legend(fontsize=8)
+    if ax.lines:  # a recipe may have none of these metrics
+        ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     ax = axes[2]
     stages = list(dict.fromkeys(k[len("seconds_"):] for m in rounds for k in m if k.startswith("seconds_")))

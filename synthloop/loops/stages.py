@@ -184,6 +184,8 @@ class EvaluateStage(Stage):
 
     name = "evaluate"
     uses_engine = True
+    out = "eval"  # class defaults too: subclasses with their own __init__ (LengthEvaluateStage) keep working
+    prefix = "eval"
 
     def __init__(self, name: str = "evaluate", out: str = "eval", prefix: str = "eval"):
         self.name, self.out, self.prefix = name, out, prefix
@@ -220,19 +222,28 @@ class TrainStage(Stage):
     def data_path(self, ctx: RoundContext) -> Path:
         return ctx.dir / "data" / {"sft": "sft.jsonl", "dpo": "pairs.jsonl", "grpo": "prompts.jsonl"}[self.method]
 
+    def settings(self, ctx: RoundContext):
+        """The method's training settings (default: the loop's `train.<method>`); recipes may override. `run` adds
+        the round number to the seed."""
+        return getattr(ctx.config.train, self.method)
+
+    def start_checkpoint(self, ctx: RoundContext) -> str:
+        """The checkpoint training starts from (default: the role's current one); recipes may override."""
+        return ctx.checkpoint(self.role)
+
     def run(self, ctx: RoundContext) -> dict[str, Any]:
         from synthloop.loops import train
 
-        settings = getattr(ctx.config.train, self.method)
+        settings = self.settings(ctx)
         settings = settings.model_copy(update={"seed": settings.seed + ctx.round})
         out, data = ctx.dir / self.name, self.data_path(ctx)
         if self.method == "grpo" and not data.is_file():
             write_jsonl(data, self.grpo_prompts(ctx))
         rows = sum(1 for _ in read_jsonl(data)) if data.is_file() else 0
         if rows == 0:
-            ctx.log(f"{self.name}: no training data this round; the policy stays as it is")
+            ctx.log(f"{self.name}: no training data this round; the {self.role} stays as it is")
             return {"skipped": "no training data", "metrics": {f"{self.method}_examples": 0}}
-        model = ctx.checkpoint(self.role)
+        model = self.start_checkpoint(ctx)
         common = dict(model=model, out=out, config=settings, progress=ctx.progress, log=ctx.log)
         if self.method == "sft":
             result = train.sft(data=data, **common)

@@ -186,3 +186,21 @@ def dataset_rows(inputs: Any) -> Iterator[dict[str, Any]]:
         yield from inputs.rows()
     except (KeyError, ValueError, FileNotFoundError) as exc:
         raise ConfigError(f"program.inputs: {exc.args[0] if exc.args else exc}") from None
+
+
+def expand_builtins(value: Any, builtins: dict[str, Any], what: str, mapping_hint: str) -> Any:
+    """A config list whose items are built-in names or full mappings: names become their built-in entries.
+    Used as a pydantic `mode="before"` validator body (rewrite styles, task types)."""
+    if not isinstance(value, list):
+        return value
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            if item not in builtins:
+                raise ValueError(f"unknown {what} {item!r}; built-in: {', '.join(builtins)} (or give a mapping with "
+                                 f"{mapping_hint})")
+            item = builtins[item]
+        out.append(item)
+    if not out:
+        raise ValueError(f"give at least one {what}")
+    return out

@@ -10,7 +10,9 @@ thought is the easy way to make it likely.
 Record: document, thought (the chosen one), text (the thought-augmented document, in `template`'s format:
 train on it as plain text), chosen (index), logp_document and document_tokens (the no-thought baseline),
 gain_per_token ((log p(X|Z*) - log p(X)) / tokens), and `candidates`: every sampled thought with its scores,
-normalized importance weight, copy ratio and eligibility, so that an EM loop can resample or reweight.
+normalized importance weight, copy ratio and eligibility, so that an EM loop can resample or reweight;
+`dropped`: the failure kind of each sample that could not be scored (cut off at max_tokens, unparseable,
+empty): the document keeps its other samples.
 """
 
 from __future__ import annotations
@@ -80,15 +82,41 @@ class LatentThoughts(SynthProgram):
         cfg = self.config
         engine = current_engine()
         outs = await asyncio.gather(*[self.infer.acall(document=document, config={"seed": s})
-                                      for s in child_seeds(cfg.num_thoughts)])
-        thoughts = [clean(o.thought) for o in outs]
+                                      for s in child_seeds(cfg.num_thoughts)], return_exceptions=True)
+        thoughts, dropped = self._usable(outs)
         scores = await thought_scoring.ascore_thoughts(engine, document, thoughts, template=cfg.template)
-        return self._choose(document, scores)
+        return self._choose(document, scores, dropped)
+
+    @staticmethod
+    def _usable(outs: list[Any]) -> tuple[list[str], list[str]]:
+        """The sampled thoughts that can be scored, and why the others cannot: a sample cut off at max_tokens or
+        unparseable, or an empty thought, is dropped (the other samples still count); when every sample failed,
+        the first failure is raised, so the runner retries the document with fresh seeds. Other errors propagate."""
+        from synthloop.runs.generate import _classify  # the runner's failure kinds; imported late (no cycle)
+
+        thoughts, dropped, failure = [], [], None
+        for out in outs:
+            if isinstance(out, BaseException):
+                kind, resample, transient = _classify(out)
+                if not resample or transient:
+                    raise out
+                dropped.append(kind)
+                failure = failure or out
+                continue
+            thought = clean(out.thought)
+            if thought:
+                thoughts.append(thought)
+            else:
+                dropped.append("empty")
+        if not thoughts and failure is not None:
+            raise failure
+        return thoughts, dropped
 
     def forward(self, document: str) -> dspy.Prediction:
         return asyncio.run(self.aforward(document))
 
-    def _choose(self, document: str, scores: thought_scoring.DocumentScores) -> dspy.Prediction:
+    def _choose(self, document: str, scores: thought_scoring.DocumentScores,
+                dropped: list[str] | None = None) -> dspy.Prediction:
         cfg = self.config
         rows = []
         for cand in scores.candidates:
@@ -114,15 +142,16 @@ class LatentThoughts(SynthProgram):
             document=document, thought=thought, chosen=chosen,
             text=thought_scoring.augmented_text(document, thought, cfg.template) if thought is not None else None,
             logp_document=round(scores.logp_document, 4), document_tokens=scores.document_tokens,
-            gain_per_token=gain, select=cfg.select, candidates=rows)
+            gain_per_token=gain, select=cfg.select, candidates=rows, dropped=dropped or [])
 
     def to_record(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> dict[str, Any]:
         keys = ("document", "thought", "text", "chosen", "select", "logp_document", "document_tokens",
-                "gain_per_token", "candidates")
+                "gain_per_token", "candidates", "dropped")
         return {k: prediction[k] for k in keys}
 
     def accept(self, record: dict[str, Any]) -> str | None:
         if record["chosen"] is None:
-            reasons = sorted({c["reason"].split(" (")[0] for c in record["candidates"]})
+            reasons = sorted({c["reason"].split(" (")[0] for c in record["candidates"]}
+                             | {f"{kind} sample" for kind in record.get("dropped", [])})
             return f"no eligible thought ({'; '.join(reasons)})"
         return None

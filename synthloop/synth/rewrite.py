@@ -31,6 +31,7 @@ from synthloop.synth.base import (
     carry_columns,
     clip,
     dataset_rows,
+    expand_builtins,
     ngram_overlap,
 )
 
@@ -86,19 +87,7 @@ class RewriteConfig(BaseProgramConfig):
     @field_validator("styles", mode="before")
     @classmethod
     def _builtin_names(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        out = []
-        for item in value:
-            if isinstance(item, str):
-                if item not in BUILTIN_STYLES:
-                    raise ValueError(f"unknown style {item!r}; built-in: {', '.join(BUILTIN_STYLES)} "
-                                     "(or give a mapping with name and description)")
-                item = BUILTIN_STYLES[item]
-            out.append(item)
-        if not out:
-            raise ValueError("give at least one style")
-        return out
+        return expand_builtins(value, BUILTIN_STYLES, "style", "name and description")
 
 
 class Rewrite(SynthProgram):

@@ -31,6 +31,7 @@ from synthloop.synth.base import (
     carry_columns,
     clip,
     dataset_rows,
+    expand_builtins,
 )
 
 Check = Literal["span_in_passage", "answer_not_in_task", "shorter_than_passage", "task_is_question"]
@@ -97,19 +98,7 @@ class TaskGenerationConfig(BaseProgramConfig):
     @field_validator("task_types", mode="before")
     @classmethod
     def _builtin_names(cls, value: Any) -> Any:
-        if not isinstance(value, list):
-            return value
-        out = []
-        for item in value:
-            if isinstance(item, str):
-                if item not in BUILTIN_TASK_TYPES:
-                    raise ValueError(f"unknown task type {item!r}; built-in: {', '.join(BUILTIN_TASK_TYPES)} "
-                                     "(or give a mapping with name, description, template)")
-                item = BUILTIN_TASK_TYPES[item]
-            out.append(item)
-        if not out:
-            raise ValueError("give at least one task type")
-        return out
+        return expand_builtins(value, BUILTIN_TASK_TYPES, "task type", "name, description, template")
 
 
 def _signature(task_type: TaskType) -> type[dspy.Signature]:

@@ -25,7 +25,9 @@ from synthloop.judges.filters.base import Filter
 from synthloop.judges.filters.decontaminate import Decontaminate, DecontaminateConfig
 from synthloop.judges.filters.dedup import ExactDedup, ExactDedupConfig, NearDedup, NearDedupConfig
 from synthloop.judges.filters.diversity import Diversity, DiversityConfig
+from synthloop.judges.filters.repetition import RepetitionConfig, RepetitionFilter
 from synthloop.judges.filters.score import JudgeThreshold, JudgeThresholdConfig
+from synthloop.judges.filters.similarity import SimilarityConfig, SimilarityFilter
 from synthloop.judges.filters.simple import LengthConfig, LengthFilter, RefusalConfig, RefusalFilter
 from synthloop.runs.append_log import AppendLog
 from synthloop.runs.inputs import DatasetInput
@@ -33,7 +35,7 @@ from synthloop.runs.run_dir import ResumePolicy, RunDir, atomic_write
 
 FilterSpec = Annotated[
     Union[ExactDedupConfig, NearDedupConfig, LengthConfig, RefusalConfig,  # noqa: UP007 - a discriminated union
-          DecontaminateConfig, DiversityConfig, JudgeThresholdConfig],
+          DecontaminateConfig, DiversityConfig, JudgeThresholdConfig, RepetitionConfig, SimilarityConfig],
     Field(discriminator="kind"),
 ]
 
@@ -45,7 +47,7 @@ class FilterRunConfig(Config):
     input: DatasetInput = Field(description="The records to filter: a run directory or any dataset file.")
     filters: list[FilterSpec] = Field(description="Filters, applied in order; `kind` picks each one: exact_dedup, "
                                                   "near_dedup, length, refusal, decontaminate, diversity, "
-                                                  "judge_threshold.")
+                                                  "judge_threshold, repetition, similarity.")
 
 
 class FilterReport(BaseModel):
@@ -70,6 +72,10 @@ def build_filter(spec: BaseModel, *, cache_path: Path | None = None, log=None) -
         return Decontaminate(spec), lambda: None
     if isinstance(spec, DiversityConfig):
         return Diversity(spec), lambda: None
+    if isinstance(spec, RepetitionConfig):
+        return RepetitionFilter(spec), lambda: None
+    if isinstance(spec, SimilarityConfig):
+        return SimilarityFilter(spec), lambda: None
     if isinstance(spec, JudgeThresholdConfig):
         from synthloop.judges.spec import build_judge
 

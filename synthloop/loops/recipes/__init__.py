@@ -8,9 +8,13 @@ from pydantic import Field
 
 from synthloop.loops.recipes.base import Recipe
 from synthloop.loops.recipes.expert_iteration import ExpertIteration, ExpertIterationConfig
+from synthloop.loops.recipes.latent_thought_em import LatentThoughtEM, LatentThoughtEMConfig
+from synthloop.loops.recipes.self_lengthen import SelfLengthen, SelfLengthenConfig
 
 RECIPES: dict[str, type[Recipe]] = {
     ExpertIteration.name: ExpertIteration,
+    LatentThoughtEM.name: LatentThoughtEM,
+    SelfLengthen.name: SelfLengthen,
 }
 
 _configs = tuple(r.config_class for r in RECIPES.values())
@@ -29,5 +33,16 @@ def build(loop) -> Recipe:
     return RECIPES[loop.recipe.kind](loop)
 
 
-__all__ = ["RECIPES", "ExpertIteration", "ExpertIterationConfig", "Recipe", "RecipeConfig", "build",
-           "default_recipe"]
+__all__ = [
+    "RECIPES",
+    "ExpertIteration",
+    "ExpertIterationConfig",
+    "LatentThoughtEM",
+    "LatentThoughtEMConfig",
+    "Recipe",
+    "RecipeConfig",
+    "SelfLengthen",
+    "SelfLengthenConfig",
+    "build",
+    "default_recipe",
+]

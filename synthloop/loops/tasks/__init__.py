@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field
 
 from synthloop.loops.tasks.arithmetic import ArithmeticTasks
+from synthloop.loops.tasks.longbench_write import LongBenchWriteTasks
+from synthloop.loops.tasks.questions import QuestionTasks
 from synthloop.runs.inputs import DatasetInput
 
 
@@ -47,7 +49,8 @@ class DatasetTasks(DatasetInput):
             yield out
 
 
-TASK_SOURCES: dict[str, type] = {"dataset": DatasetTasks, "arithmetic": ArithmeticTasks}
+TASK_SOURCES: dict[str, type] = {"dataset": DatasetTasks, "arithmetic": ArithmeticTasks,
+                                 "longbench_write": LongBenchWriteTasks, "questions": QuestionTasks}
 TaskSource = Annotated[Union[tuple(TASK_SOURCES.values())], Field(discriminator="kind")]  # noqa: UP007
 
-__all__ = ["TASK_SOURCES", "ArithmeticTasks", "DatasetTasks", "TaskSource"]
+__all__ = ["TASK_SOURCES", "ArithmeticTasks", "DatasetTasks", "LongBenchWriteTasks", "QuestionTasks", "TaskSource"]
