@@ -77,6 +77,11 @@ def show(
     for kind, n in retried.most_common(8):
         table.add_row("retried", f"{n} × {kind}")
     out.print(table)
+    from synthloop.schedule.history import render_history
+
+    history = render_history(run.path, title=f"ticks of the schedule {run.path}")
+    if history is not None:  # a schedule's directory: every tick, its inputs, metrics and decision
+        (out if out.is_terminal else type(out)(width=200)).print(history)  # logs and pipes: do not squeeze it
     for i, record in enumerate(run.iter_records()):
         if i >= examples:
             break

@@ -55,10 +55,15 @@ def resolve_checkpoint(spec: str) -> tuple[Path, str]:
     path = Path(spec).expanduser()
     if not path.is_dir() or (path / "config.json").is_file():
         resolved = registry.resolve(spec)
+        if path.is_symlink() and path.name == "current":  # a schedule's pointer: name it after the schedule
+            return resolved, path.absolute().parent.name
         return resolved, spec if spec in registry.REGISTRY else (path.name if path.is_dir() else spec)
     if (path / "adapter_config.json").is_file():
         raise ModelNotFoundError(f"{path}: a LoRA adapter, not a full checkpoint; merge it into its base model "
                                  "first (peft: model.merge_and_unload().save_pretrained(dir))")
+    current = path / "current"
+    if (current / "config.json").is_file():  # a schedule's directory: its promoted checkpoint, never a rejected one
+        return current.resolve(), path.resolve().name
     state = path / "state.json"
     if state.is_file():  # a loop's run directory: its current policy
         try:

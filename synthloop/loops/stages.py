@@ -179,8 +179,16 @@ class JudgeStage(Stage):
 
 
 class EvaluateStage(Stage):
+    """Greedy answers of the current policy on the held-out tasks into `<out>/`, judged into `<out>-judged/`;
+    metrics `<prefix>_accuracy`, ... (a second evaluation in the same round takes another name, out and prefix)."""
+
     name = "evaluate"
     uses_engine = True
+    out = "eval"  # class defaults too: subclasses with their own __init__ (LengthEvaluateStage) keep working
+    prefix = "eval"
+
+    def __init__(self, name: str = "evaluate", out: str = "eval", prefix: str = "eval"):
+        self.name, self.out, self.prefix = name, out, prefix
 
     def run(self, ctx: RoundContext) -> dict[str, Any]:
         from synthloop.loops.judging import iter_judged, judge_records
@@ -188,15 +196,17 @@ class EvaluateStage(Stage):
         cfg = ctx.config.eval
         rows = eval_tasks(ctx)
         sampling = Sampling(temperature=cfg.temperature, max_tokens=cfg.max_tokens)
-        out = _run_chat(ctx, rows, ctx.dir / "eval", 1, sampling, seed=ctx.seed("eval"))
-        records = RunDir(ctx.dir / "eval").iter_records()
-        with ctx.bar("judge eval", len(rows)) as advance:
-            for _ in judge_records(records, ctx.panel, ctx.dir / "eval-judged", on_progress=advance):
+        out = _run_chat(ctx, rows, ctx.dir / self.out, 1, sampling, seed=ctx.seed("eval"))
+        records = RunDir(ctx.dir / self.out).iter_records()
+        judged = ctx.dir / f"{self.out}-judged"
+        with ctx.bar(f"judge {self.out}", len(rows)) as advance:
+            for _ in judge_records(records, ctx.panel, judged, on_progress=advance):
                 pass
-        stats = sample_stats(iter_judged(ctx.dir / "eval-judged"))
-        return {**out, **stats, "metrics": {
-            "eval_accuracy": stats["accuracy"], "eval_score": stats["score"], "eval_tokens": stats["tokens"],
-            "eval_truncated": stats["truncated"], "eval_tasks": stats["tasks"], "eval_failed": out["failed"]}}
+        stats = sample_stats(iter_judged(judged))
+        p = self.prefix
+        return {**out, **stats, "judged": str(judged), "metrics": {
+            f"{p}_accuracy": stats["accuracy"], f"{p}_score": stats["score"], f"{p}_tokens": stats["tokens"],
+            f"{p}_truncated": stats["truncated"], f"{p}_tasks": stats["tasks"], f"{p}_failed": out["failed"]}}
 
 
 class TrainStage(Stage):

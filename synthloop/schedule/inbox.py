@@ -10,12 +10,14 @@ whole documents (.txt, .md, .json) into it. Each tick claims what arrived since 
 A tick killed after (1) finds its claim on resume and reuses it (and re-commits the ledger, which is
 idempotent); killed before (1), it claimed nothing. So every record is used by exactly one tick.
 JSONL files must only ever be appended to; a file that shrinks is reported, never re-read.
+A claim can be capped (`limit` records, oldest files first): the rest stays pending for the next claim.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +50,16 @@ class InboxClaim(BaseModel):
         return sum(r.records for r in self.ranges)
 
 
+@dataclass(frozen=True)
+class InboxEntry:
+    """One claimed record and where it came from; `error` instead of `record` for a line that is not JSON."""
+
+    file: str
+    offset: int
+    record: dict[str, Any] | None
+    error: str | None = None
+
+
 class Inbox:
     def __init__(self, directory: Path, state_dir: Path):
         self.directory = Path(directory)
@@ -67,10 +79,13 @@ class Inbox:
             if p.is_file() and not p.name.startswith(".") and p.suffix in _LINE_FILES | _DOC_FILES
         )
 
-    def pending(self) -> list[FileRange]:
-        """What a claim made now would take."""
+    def pending(self, limit: int | None = None) -> list[FileRange]:
+        """What a claim made now would take (at most `limit` records, if given)."""
         ledger, ranges = self._ledger(), []
         for path in self._files():
+            taken = sum(r.records for r in ranges)
+            if limit is not None and taken >= limit:
+                break
             name, size = path.name, path.stat().st_size
             seen = ledger.get(name, {})
             if path.suffix in _DOC_FILES:
@@ -91,17 +106,24 @@ class Inbox:
             complete = chunk.rfind(b"\n") + 1  # a line still being written waits for the next tick
             if complete == 0:
                 continue
-            lines = sum(1 for line in chunk[:complete].splitlines() if line.strip())
-            ranges.append(FileRange(file=name, start=start, end=start + complete, records=lines))
+            lines = end = 0
+            for line in chunk[:complete].split(b"\n")[:-1]:
+                if line.strip():
+                    if limit is not None and taken + lines >= limit:
+                        break
+                    lines += 1
+                end += len(line) + 1
+            if end:
+                ranges.append(FileRange(file=name, start=start, end=start + end, records=lines))
         return ranges
 
-    def claim(self, tick_dir: Path, tick: int) -> InboxClaim:
+    def claim(self, tick_dir: Path, tick: int, limit: int | None = None) -> InboxClaim:
         """This tick's claim: the one already recorded in `tick_dir` (a resumed tick), or a new one."""
         path = Path(tick_dir) / "claim.json"
         if path.is_file():
             claim = InboxClaim.model_validate_json(path.read_text())
         else:
-            claim = InboxClaim(tick=tick, ranges=self.pending())
+            claim = InboxClaim(tick=tick, ranges=self.pending(limit))
             path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(path, claim.model_dump_json(indent=2))
         self._commit(claim)
@@ -116,20 +138,35 @@ class Inbox:
         self.ledger_path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(self.ledger_path, json.dumps({"files": ledger}, indent=2))
 
-    def read(self, claim: InboxClaim) -> Iterator[dict[str, Any]]:
-        """The claimed records. JSONL lines as they are; documents as {"path", "text"}."""
+    def entries(self, claim: InboxClaim) -> Iterator[InboxEntry]:
+        """The claimed records with their file and byte offset; documents as {"path", "text"}. A line that is
+        not JSON comes as an entry with `error` (it is consumed all the same: a retry would fail again)."""
         for r in claim.ranges:
             path = self.directory / r.file
             with open(path, "rb") as handle:
                 handle.seek(r.start)
                 data = handle.read(r.end - r.start)
             if r.whole:
-                yield {"path": r.file, "text": data.decode("utf-8", errors="replace")}
+                yield InboxEntry(r.file, 0, {"path": r.file, "text": data.decode("utf-8", errors="replace")})
                 continue
-            for number, line in enumerate(data.splitlines()):
+            offset = r.start
+            for line in data.split(b"\n"):
+                at, offset = offset, offset + len(line) + 1
                 if not line.strip():
                     continue
                 try:
-                    yield json.loads(line)
+                    record = json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise InboxError(f"{path}: line {number + 1} after byte {r.start} is not JSON: {exc}") from None
+                    yield InboxEntry(r.file, at, None, f"not JSON: {exc}")
+                    continue
+                if not isinstance(record, dict):
+                    yield InboxEntry(r.file, at, None, f"not a JSON object: {type(record).__name__}")
+                    continue
+                yield InboxEntry(r.file, at, record)
+
+    def read(self, claim: InboxClaim) -> Iterator[dict[str, Any]]:
+        """The claimed records. JSONL lines as they are; documents as {"path", "text"}; a bad line raises."""
+        for entry in self.entries(claim):
+            if entry.error is not None:
+                raise InboxError(f"{self.directory / entry.file}: the line at byte {entry.offset} is {entry.error}")
+            yield entry.record
