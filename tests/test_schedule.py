@@ -269,7 +269,9 @@ def test_three_ticks_with_a_live_inbox_promote_only_on_improvement(tmp_path):
 
 
 def test_sigkill_mid_tick_resumes_and_a_second_tick_is_refused(tmp_path):
-    config = schedule_config(tmp_path, {0: 0.4, 1: 0.6}, promotion={"metric": "judge.graded", "compare": "reevaluate"})
+    # the graded judge scores by running round, so the current checkpoint is compared by its stored round-0 figure
+    # (re-evaluating it inside round 1 would grade it like the candidate)
+    config = schedule_config(tmp_path, {0: 0.4, 1: 0.6}, promotion={"metric": "judge.graded"})
     config["train"]["sft"] = {"max_steps": 30, "batch_size": 2, "learning_rate": 1e-3,
                               "checkpoint_every_minutes": 0.004}
     path = write_config(tmp_path / "refine.yaml", config)
@@ -313,10 +315,9 @@ def test_sigkill_mid_tick_resumes_and_a_second_tick_is_refused(tmp_path):
     assert (run / "round-001" / "claim.json").read_text() == claim_before
     [line] = _history(run)
     assert (line["round"], line["status"], line["resumed"], line["sessions"]) == (1, "done", True, 2)
-    assert line["decision"] == "promoted" and line["heldout"]["current_source"] == "re-evaluated"
+    assert line["decision"] == "promoted" and line["heldout"]["current_source"] == "stored (round 0)"
     stages = _state(run)["rounds"][1]["stages"]
-    assert list(stages) == ["tasks", "sample", "evaluate-current", "judge", "build", "train-sft", "evaluate",
-                            "promote"]
+    assert list(stages) == ["tasks", "sample", "judge", "build", "train-sft", "evaluate", "promote"]
     steps = [r["step"] for r in read_jsonl(train / "log.jsonl") if "loss" in r]
     assert steps == sorted(set(steps)) and steps[-1] == 30  # resumed from its checkpoint, no step twice
     prompts = [t["prompt"] for t in read_jsonl(run / "round-001" / "tasks.jsonl")]
