@@ -8,9 +8,11 @@ from pydantic import Field
 
 from synthloop.loops.recipes.base import Recipe
 from synthloop.loops.recipes.expert_iteration import ExpertIteration, ExpertIterationConfig
+from synthloop.loops.recipes.negatives import LearningFromNegatives
 
 RECIPES: dict[str, type[Recipe]] = {
     ExpertIteration.name: ExpertIteration,
+    LearningFromNegatives.name: LearningFromNegatives,
 }
 
 _configs = tuple(r.config_class for r in RECIPES.values())
