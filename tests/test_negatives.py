@@ -74,12 +74,12 @@ def test_redi_loss_is_the_papers_objective(tmp_path, tiny_model_path):
     batch = _ordered_batch(trainer)
     assert batch["sign"].tolist() == [1.0, -1.0] * 3
     loss = trainer.compute_loss(model, dict(batch)).item()
-    # L = mean over sequences of -log p(y|x)/|y| for correct answers and +0.8 log p(y|x)/|y| for incorrect ones
-    expected = []
+    # L = mean over pairs of -log p(y_w|x)/|y_w| + 0.8 log p(y_l|x)/|y_l|
+    terms = []
     for row in rows:
         logp, length = _completion_logp(model, tokenizer, row["prompt"], row["completion"])
-        expected.append((-1.0 if row["sign"] > 0 else 0.8) * logp / length)
-    assert loss == pytest.approx(sum(expected) / len(expected), rel=1e-4)
+        terms.append((-1.0 if row["sign"] > 0 else 0.8) * logp / length)
+    assert loss == pytest.approx(sum(terms) / 3, rel=1e-4)
 
 
 def test_topr_loss_tapers_negatives_only(tmp_path, tiny_model_path):

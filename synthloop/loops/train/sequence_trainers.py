@@ -11,7 +11,10 @@ Teacher Data for LLM Reasoning", arXiv:2505.24850, eq. for L_REDI; their `reinfo
     L_REDI(theta) = E_(x, y_w, y_l) [ -log pi_theta(y_w|x) / |y_w|  +  alpha * log pi_theta(y_l|x) / |y_l| ]
 
 reference-free, each sequence's log-likelihood normalized by its token count, the negative term down-weighted by
-alpha in [0, 1] (0.8 in the paper). Used after an SFT stage on the positive answers.
+alpha in [0, 1] (0.8 in the paper). Used after an SFT stage on the positive answers. The reduction is the released
+code's (`loss_type="reinforce"` in their dpo2_trainer.py, coefficients 1.0 and 0.8): a mean over pairs of the two
+terms' sum. Here a pair is two rows, so the loss is 2 x the mean over a batch's rows (exact when a batch holds whole
+pairs; the same objective in expectation when shuffling splits them).
 
 TOPR, Tapered Off-Policy REINFORCE (Le Roux, Bellemare et al. 2025, arXiv:2503.14286, eq. 6):
 
@@ -105,7 +108,7 @@ class REDITrainer(SequenceObjectiveTrainer):
         positive = values["sign"].to(logps.device) > 0
         normalized = logps / lengths  # log pi(y|x) / |y|
         weights = torch.where(positive, torch.ones_like(normalized), torch.full_like(normalized, -self.alpha))
-        losses = -weights * normalized
+        losses = -2.0 * weights * normalized  # 2 x mean over rows = mean over pairs of (positive + negative term)
         detached = normalized.detach()
         return losses, {"logps/positive": _mean(detached, positive), "logps/negative": _mean(detached, ~positive)}
 
