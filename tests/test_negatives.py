@@ -174,6 +174,9 @@ def test_negative_methods_are_checked_in_the_config():
         load_config(LoopConfig, data=base, overrides=["train.plan=[sft+redi]"])
     with pytest.raises(ConfigError, match="sampling.n must be at least 2"):
         load_config(LoopConfig, data=base, overrides=["recipe.kind=negatives", "train.plan=[redi]", "sampling.n=1"])
+    with pytest.raises(ConfigError, match="top_p must be 1"):
+        load_config(LoopConfig, data=base,
+                    overrides=["recipe.kind=negatives", "train.plan=[topr]", "sampling.top_p=0.9"])
     with pytest.raises(ConfigError, match="alpha"):
         load_config(LoopConfig, data=base, overrides=["recipe.kind=negatives", "recipe.redi.alpha=1.5"])
     cfg = load_config(LoopConfig, ROOT / "configs" / "negatives.yaml", ["train.plan=[topr]"])

@@ -118,4 +118,7 @@ class LoopConfig(Config):
         if any("redi" in m for m in self.train.plan) and self.sampling.n < 2:
             raise ValueError("train.plan has redi: sampling.n must be at least 2 to pair correct with incorrect "
                              "answers")
+        if any("topr" in m for m in self.train.plan) and self.sampling.top_p < 1:
+            raise ValueError("train.plan has topr: sampling.top_p must be 1 (TOPR's importance weights need the "
+                             "sampler's probabilities, computed as plain tempered sampling)")
         return self
