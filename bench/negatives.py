@@ -101,6 +101,23 @@ def _fork(source: Path, dest: Path, cfg, *, share_sft: bool, log):
     return controller
 
 
+def paired(report: dict) -> dict:
+    """Round-1 held-out answers of every two arms, task by task (the same 200 tasks): how many only one arm got right,
+    and the exact McNemar test's two-sided p (a binomial test on the discordant tasks)."""
+    from scipy.stats import binomtest
+
+    arms = {arm: _eval_correct(Path(data["run"]), 1) for arm, data in report["arms"].items()}
+    out = {}
+    names = list(arms)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            only_a = sum(arms[a][k] and not arms[b][k] for k in arms[a])
+            only_b = sum(arms[b][k] and not arms[a][k] for k in arms[a])
+            p = binomtest(only_a, only_a + only_b).pvalue if only_a + only_b else 1.0
+            out[f"{a} vs {b}"] = {"only_first_right": only_a, "only_second_right": only_b, "mcnemar_p": round(p, 4)}
+    return out
+
+
 def _stderr(p: float, n: int) -> float:
     return round(math.sqrt(p * (1 - p) / n), 4) if n else float("nan")
 
@@ -120,7 +137,17 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], help="more config overrides")
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench-negatives")
     parser.add_argument("--out", default="negatives", help="results name (bench/results/<out>.json)")
+    parser.add_argument("--paired-only", action="store_true",
+                        help="only add the paired per-task comparison to an existing bench/results/<out>.json")
     args = parser.parse_args()
+    if args.paired_only:
+        from common import RESULTS, save
+
+        report = json.loads((RESULTS / f"{args.out}.json").read_text())
+        report["paired_round1"] = paired(report)
+        save(args.out, report)
+        print(json.dumps(report["paired_round1"], indent=1))
+        return
     args.work = args.work.resolve()  # state.json paths are absolute: forks rewrite them by prefix
 
     from common import machine, save
@@ -194,6 +221,7 @@ def main() -> None:
     report["round1_samples_identical_across_arms"] = len(digests) == 1
     report["baseline_identical_across_arms"] = len({a["accuracy_by_round"][0] for a in report["arms"].values()}) == 1
     report["wall_seconds"] = round(time.time() - started, 1)
+    report["paired_round1"] = paired(report)
     save(args.out, report)
     print(f"{'arm':10s} " + " ".join(f"round {r}" for r in range(args.rounds + 1)))
     for arm, data in report["arms"].items():
