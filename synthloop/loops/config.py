@@ -19,7 +19,8 @@ from synthloop.loops.recipes import RecipeConfig, default_recipe
 from synthloop.loops.tasks import TaskSource
 from synthloop.loops.train.config import DPOSettings, GRPOSettings, SFTSettings
 
-Method = Literal["sft", "dpo", "grpo", "sft+dpo"]
+Method = Literal["sft", "dpo", "grpo", "sft+dpo",
+                 "redi", "topr", "sft+redi", "sft+topr"]  # the last four: recipe `negatives`
 
 
 class TasksConfig(Config):
@@ -54,7 +55,9 @@ class TrainPlan(Config):
     plan: list[Method] = Field(
         default_factory=lambda: ["sft"],
         description="Training method of round 1, 2, ... (the last one repeats): sft on accepted samples, dpo on "
-        "best-vs-worst pairs, grpo with the judges as reward, or sft+dpo (both, in that order).",
+        "best-vs-worst pairs, grpo with the judges as reward, or sft+dpo (both, in that order). With recipe "
+        "`negatives` also redi (REDI on correct-vs-incorrect pairs), topr (TOPR on correct and incorrect samples), "
+        "sft+redi, sft+topr.",
     )
     sft: SFTSettings = SFTSettings()
     dpo: DPOSettings = DPOSettings()
@@ -111,4 +114,14 @@ class LoopConfig(Config):
         check = getattr(self.recipe, "check_loop", None)  # a recipe's own rules about the rest of the config
         if check is not None:
             check(self)
+        negatives = sorted({m for m in self.train.plan if "redi" in m or "topr" in m})
+        if negatives and self.recipe.kind != "negatives":
+            raise ValueError(f"train.plan has {', '.join(negatives)}: these methods belong to recipe `negatives` "
+                             f"(set recipe.kind=negatives)")
+        if any("redi" in m for m in self.train.plan) and self.sampling.n < 2:
+            raise ValueError("train.plan has redi: sampling.n must be at least 2 to pair correct with incorrect "
+                             "answers")
+        if any("topr" in m for m in self.train.plan) and self.sampling.top_p < 1:
+            raise ValueError("train.plan has topr: sampling.top_p must be 1 (TOPR's importance weights need the "
+                             "sampler's probabilities, computed as plain tempered sampling)")
         return self

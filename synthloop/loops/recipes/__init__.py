@@ -9,12 +9,19 @@ from pydantic import Field
 from synthloop.loops.recipes.base import Recipe
 from synthloop.loops.recipes.expert_iteration import ExpertIteration, ExpertIterationConfig
 from synthloop.loops.recipes.latent_thought_em import LatentThoughtEM, LatentThoughtEMConfig
+from synthloop.loops.recipes.negatives import LearningFromNegatives
 from synthloop.loops.recipes.self_lengthen import SelfLengthen, SelfLengthenConfig
+from synthloop.loops.recipes.stat import Stat, StatConfig
+from synthloop.loops.recipes.test_time import TTD, TTSI
 
 RECIPES: dict[str, type[Recipe]] = {
     ExpertIteration.name: ExpertIteration,
     LatentThoughtEM.name: LatentThoughtEM,
+    LearningFromNegatives.name: LearningFromNegatives,
     SelfLengthen.name: SelfLengthen,
+    Stat.name: Stat,
+    TTSI.name: TTSI,
+    TTD.name: TTD,
 }
 
 _configs = tuple(r.config_class for r in RECIPES.values())
@@ -35,14 +42,19 @@ def build(loop) -> Recipe:
 
 __all__ = [
     "RECIPES",
+    "TTD",
+    "TTSI",
     "ExpertIteration",
     "ExpertIterationConfig",
     "LatentThoughtEM",
     "LatentThoughtEMConfig",
+    "LearningFromNegatives",
     "Recipe",
     "RecipeConfig",
     "SelfLengthen",
     "SelfLengthenConfig",
+    "Stat",
+    "StatConfig",
     "build",
     "default_recipe",
 ]

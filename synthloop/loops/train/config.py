@@ -95,4 +95,36 @@ class GRPOSettings(TrainCommon):
     reward_weights: list[float] | None = Field(None, description="Weight per reward function (default: all 1).")
 
 
-TrainSettings = SFTSettings | DPOSettings | GRPOSettings
+class REDISettings(TrainCommon):
+    """REDI (Xu et al. 2025, arXiv:2505.24850): a reference-free objective on correct and incorrect answers."""
+
+    method: Literal["redi"] = "redi"
+    learning_rate: float = Field(1e-6, gt=0, description="Peak learning rate (the paper's REDI runs use 1e-6).")
+    alpha: float = Field(
+        0.8, ge=0, le=1, description="Weight of the negative term: maximize the length-normalized log-likelihood of "
+        "correct answers, minimize that of incorrect ones with this smaller weight (the paper's default 0.8; 1.0 is "
+        "symmetric and collapses more easily)."
+    )
+    batch_size: int = Field(16, ge=1, description="Sequences per device per forward pass (a pair is two sequences: "
+                                                  "16 matches DPO's batch of 8 pairs).")
+
+
+class TOPRSettings(TrainCommon):
+    """TOPR (Le Roux et al. 2025, arXiv:2503.14286): off-policy REINFORCE with tapered importance weights."""
+
+    method: Literal["topr"] = "topr"
+    baseline: float = Field(
+        0.0, description="REINFORCE baseline c subtracted from every reward; a sample with reward - c < 0 is a "
+        "negative (truncated importance weight). c shifts the effective share of positive examples (TOPR, sec. 4)."
+    )
+    length_normalize: bool = Field(
+        False, description="Divide each sequence's log-likelihood by its token count (false: the paper's log pi(y|x), "
+        "a sum over tokens)."
+    )
+    behavior_temperature: float | None = Field(
+        None, ge=0, description="Temperature the samples were drawn at: the behaviour policy mu is the sampler's "
+        "tempered distribution. None: the loop's sampling.temperature (1.0 outside a loop)."
+    )
+
+
+TrainSettings = SFTSettings | DPOSettings | GRPOSettings | REDISettings | TOPRSettings

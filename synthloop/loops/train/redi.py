@@ -1,0 +1,69 @@
+"""REDI, Reinforcement Distillation (Xu et al. 2025, arXiv:2505.24850): the refinement stage on correct AND incorrect
+answers, after an SFT stage on the correct ones.
+
+    from synthloop.loops.train import redi, sft
+    sft(model="smollm2-135m-instruct", data="runs/x/sft.jsonl", out="runs/x/sft")             # stage 1
+    redi(model="runs/x/sft/model", data="runs/x/pairs.jsonl", out="runs/x/redi")              # stage 2
+
+Rows are preference pairs, as DPO takes them: `{"prompt": [messages], "chosen": [assistant turn], "rejected":
+[assistant turn]}` (or plain strings), chosen = a verified-correct answer, rejected = an incorrect one. Each pair
+becomes two sequences; the loss (`sequence_trainers.REDITrainer`) raises the length-normalized log-likelihood of the
+correct answer and lowers that of the incorrect one with the smaller weight `alpha`. No reference model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from synthloop.loops.train.common import DataLike, TrainResult, as_dataset, finished, run_training
+from synthloop.loops.train.config import REDISettings
+
+
+def pair_sequences(pairs) -> Iterator[dict[str, Any]]:
+    """Preference pairs -> two prompt-completion rows each: the chosen answer (sign +1), the rejected one (sign -1)."""
+    for pair in pairs:
+        yield {"prompt": pair["prompt"], "completion": pair["chosen"], "sign": 1.0}
+        yield {"prompt": pair["prompt"], "completion": pair["rejected"], "sign": -1.0}
+
+
+def redi(
+    *,
+    model: str | Path,
+    data: DataLike,
+    out: str | Path,
+    config: REDISettings | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """Train `model` with the REDI objective on preference pairs; see the module doc."""
+    import datasets
+
+    from synthloop.engines import registry
+
+    settings = config or REDISettings()
+    done = finished(out)
+    if done is not None:
+        return done
+    pairs = as_dataset(data)
+    if len(pairs) == 0:
+        raise ValueError("redi: no pairs of a correct and an incorrect answer to train on")
+    missing = {"prompt", "chosen", "rejected"} - set(pairs.column_names)
+    if missing:
+        raise ValueError(f"redi: the pairs need columns prompt, chosen, rejected "
+                         f"(missing: {', '.join(sorted(missing))})")
+    dataset = datasets.Dataset.from_list(list(pair_sequences(pairs)))
+
+    def build(policy, tokenizer, args, peft, callbacks):
+        from trl import SFTConfig
+
+        from synthloop.loops.train.sequence_trainers import REDITrainer
+
+        cfg = SFTConfig(**args, max_length=settings.max_length, completion_only_loss=True, packing=False,
+                        dataset_num_proc=None)
+        return REDITrainer(model=policy, args=cfg, train_dataset=dataset, processing_class=tokenizer,
+                           peft_config=peft, callbacks=callbacks, alpha=settings.alpha)
+
+    return run_training("redi", model=registry.resolve(str(model)), out=out, settings=settings, build_trainer=build,
+                        examples=len(pairs), progress=progress, log=log)
