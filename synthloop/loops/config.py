@@ -23,7 +23,8 @@ Method = Literal["sft", "dpo", "grpo", "sft+dpo"]
 
 
 class TasksConfig(Config):
-    train: TaskSource = Field(description="Where training tasks come from (dataset or generator).")
+    train: TaskSource | None = Field(None, description="Where training tasks come from (dataset or generator); "
+                                     "needed by every recipe that trains on tasks (all but tt_si / tt_d).")
     eval: TaskSource = Field(description="The held-out evaluation tasks (kept disjoint from training tasks).")
     per_round: int = Field(128, ge=1, description="Training tasks sampled per round.")
     eval_count: int | None = Field(200, ge=1, description="Held-out tasks evaluated (the first ones of the source).")
@@ -108,4 +109,8 @@ class LoopConfig(Config):
             raise ValueError("train.plan has dpo: sampling.n must be at least 2 to rank samples into pairs")
         if not self.train.plan:
             raise ValueError("train.plan: name the method of at least one round (sft, dpo, grpo, sft+dpo)")
+        from synthloop.loops.recipes import RECIPES
+
+        if self.tasks.train is None and RECIPES[self.recipe.kind].needs_train_tasks:
+            raise ValueError(f"tasks.train: recipe {self.recipe.kind} trains on tasks; name their source")
         return self

@@ -21,6 +21,11 @@ COLUMNS = [
     ("dpo_loss", "dpo loss", "{:.3f}"),
     ("grpo_reward_first", "grpo reward 1st", "{:.3f}"),
     ("grpo_reward_last", "grpo reward last", "{:.3f}"),
+    ("tt_uncertain", "unsure", "{}"),                      # test-time recipes (tt_si, tt_d)
+    ("base_acc_uncertain", "unsure: base", "{:.1%}"),
+    ("majority_acc_uncertain", "unsure: maj@n", "{:.1%}"),
+    ("tt_acc_uncertain", "unsure: adapted", "{:.1%}"),
+    ("tt_sft_rows", "tt rows", "{}"),
     ("seconds", "seconds", "{:.0f}"),
     ("peak_rss_gib", "peak GiB", "{:.2f}"),
     ("rss_main_gib", "end GiB", "{:.2f}"),

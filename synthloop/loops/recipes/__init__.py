@@ -8,9 +8,12 @@ from pydantic import Field
 
 from synthloop.loops.recipes.base import Recipe
 from synthloop.loops.recipes.expert_iteration import ExpertIteration, ExpertIterationConfig
+from synthloop.loops.recipes.test_time import TTD, TTSI
 
 RECIPES: dict[str, type[Recipe]] = {
     ExpertIteration.name: ExpertIteration,
+    TTSI.name: TTSI,
+    TTD.name: TTD,
 }
 
 _configs = tuple(r.config_class for r in RECIPES.values())
