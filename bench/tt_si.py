@@ -118,8 +118,9 @@ def main() -> None:
         results[kind] = run_recipe(kind, args, work)
         f = results[kind]["figures"]
         print(f"{kind}: {f['tt_uncertain']}/{f['tt_inputs']} uncertain; accuracy on them: base "
-              f"{f['base_acc_uncertain']} -> adapted {f['tt_acc_uncertain']} (majority vote {f['majority_acc_uncertain']})"
-              f"; overall {f['base_accuracy']} -> {f['eval_accuracy']}; {f['tt_written']} written, {f['tt_problems']} "
+              f"{f['base_acc_uncertain']} -> adapted {f['tt_acc_uncertain']} "
+              f"(majority vote {f['majority_acc_uncertain']}); overall {f['base_accuracy']} -> {f['eval_accuracy']}; "
+              f"{f['tt_written']} written, {f['tt_problems']} "
               f"kept by the filters, {f['tt_verified']} verified, {f['tt_sft_rows']} rows trained "
               f"({f['sft_steps']} steps); {results[kind]['seconds']} s")
     report = {

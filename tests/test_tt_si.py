@@ -14,6 +14,7 @@ import dspy
 import pytest
 from helpers import ROOT, run_cli, write_config
 
+from synthloop.configs import load_config
 from synthloop.judges.self_consistency import majority, math_key, text_key
 from synthloop.loops import run_loop
 from synthloop.loops.config import LoopConfig
@@ -118,6 +119,8 @@ def test_config_errors(tmp_path):
         LoopConfig.model_validate(base)
     with pytest.raises(ValueError, match="teacher"):
         LoopConfig.model_validate({**base, "recipe": {"kind": "tt_d"}})
+    for name, kind in (("tt_si", "tt_si"), ("tt_d", "tt_d")):  # the shipped configs load as they are
+        assert load_config(LoopConfig, ROOT / "configs" / f"{name}.yaml").recipe.kind == kind
     path = write_config(tmp_path / "bad.yaml", tt_config(tmp_path / "runs"))
     result = run_cli("loop", str(path), "--set", "recipe.probe.answer_key=number")
     lines = [line for line in result.stderr.splitlines() if line.strip()]
