@@ -88,6 +88,26 @@ def run_recipe(kind: str, args: argparse.Namespace, work: Path) -> dict[str, Any
     }
 
 
+def save(args: argparse.Namespace, results: dict[str, Any], load: tuple[float, ...], started: float) -> None:
+    """The report so far (written after every recipe: a later one cut off keeps the earlier figures)."""
+    report = {
+        "what": "test-time self-improvement (tt_si) and test-time distillation (tt_d) on SmolLM2-135M-Instruct, "
+                "CPU, held-out arithmetic word problems; baseline = greedy answers without adaptation, same inputs",
+        "command": "flock /tmp/synthloop-heavy.lock python bench/tt_si.py " + " ".join(sys.argv[1:]),
+        "model": args.model,
+        "teacher_note": "offline there is no stronger model: the tt_d teacher is the same SmolLM2-135M weights in a "
+                        f"second vLLM engine ({args.teacher_dtype}, synthesis/verify temperature 0.6 vs 0.8)",
+        "recipes": results,
+        "seconds": round(time.time() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "load_average_at_start": load, "load_average_at_end": os.getloadavg(),
+                    "note": "2-core machine shared with other engineers; measured under the heavy-job lock, light "
+                            "jobs (tests, editors) may have run beside it"},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print(f"saved {args.out} ({report['seconds']} s)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2-135m-instruct")
@@ -114,6 +134,7 @@ def main() -> None:
         if results and elapsed > args.budget_minutes / 2:
             results[kind] = {"status": f"skipped: {elapsed:.1f} of {args.budget_minutes} budget minutes used"}
             print(f"{kind}: {results[kind]['status']}")
+            save(args, results, load, started)
             continue
         results[kind] = run_recipe(kind, args, work)
         f = results[kind]["figures"]
@@ -123,22 +144,7 @@ def main() -> None:
               f"{f['tt_written']} written, {f['tt_problems']} "
               f"kept by the filters, {f['tt_verified']} verified, {f['tt_sft_rows']} rows trained "
               f"({f['sft_steps']} steps); {results[kind]['seconds']} s")
-    report = {
-        "what": "test-time self-improvement (tt_si) and test-time distillation (tt_d) on SmolLM2-135M-Instruct, "
-                "CPU, held-out arithmetic word problems; baseline = greedy answers without adaptation, same inputs",
-        "command": "flock /tmp/synthloop-heavy.lock python bench/tt_si.py " + " ".join(sys.argv[1:]),
-        "model": args.model,
-        "teacher_note": "offline there is no stronger model: the tt_d teacher is the same SmolLM2-135M weights in a "
-                        f"second vLLM engine ({args.teacher_dtype}, synthesis/verify temperature 0.6 vs 0.8)",
-        "recipes": results,
-        "seconds": round(time.time() - started, 1),
-        "machine": {"cpus": os.cpu_count(), "load_average_at_start": load, "load_average_at_end": os.getloadavg(),
-                    "note": "2-core machine shared with other engineers; measured under the heavy-job lock, light "
-                            "jobs (tests, editors) may have run beside it"},
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    print(f"saved {args.out} ({report['seconds']} s)")
+        save(args, results, load, started)
     if args.work is None:
         shutil.rmtree(work, ignore_errors=True)
 
