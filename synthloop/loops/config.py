@@ -24,7 +24,8 @@ Method = Literal["sft", "dpo", "grpo", "sft+dpo",
 
 
 class TasksConfig(Config):
-    train: TaskSource = Field(description="Where training tasks come from (dataset or generator).")
+    train: TaskSource | None = Field(None, description="Where training tasks come from (dataset or generator); "
+                                     "needed by every recipe that trains on tasks (all but tt_si / tt_d).")
     eval: TaskSource = Field(description="The held-out evaluation tasks (kept disjoint from training tasks).")
     per_round: int = Field(128, ge=1, description="Training tasks sampled per round.")
     eval_count: int | None = Field(200, ge=1, description="Held-out tasks evaluated (the first ones of the source).")
@@ -124,4 +125,8 @@ class LoopConfig(Config):
         if any("topr" in m for m in self.train.plan) and self.sampling.top_p < 1:
             raise ValueError("train.plan has topr: sampling.top_p must be 1 (TOPR's importance weights need the "
                              "sampler's probabilities, computed as plain tempered sampling)")
+        from synthloop.loops.recipes import RECIPES
+
+        if self.tasks.train is None and RECIPES[self.recipe.kind].needs_train_tasks:
+            raise ValueError(f"tasks.train: recipe {self.recipe.kind} trains on tasks; name their source")
         return self

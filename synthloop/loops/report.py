@@ -37,6 +37,11 @@ COLUMNS = [
     ("control_eval_ppl_given_context", "control ppl | ctx", "{:.3f}"),
     ("estep_gain_per_token", "thought gain/tok", "{:.3f}"),
     ("estep_ess", "ESS", "{:.2f}"),
+    ("tt_uncertain", "unsure", "{}"),                      # test-time recipes (tt_si, tt_d)
+    ("base_acc_uncertain", "unsure: base", "{:.1%}"),
+    ("majority_acc_uncertain", "unsure: maj@n", "{:.1%}"),
+    ("tt_acc_uncertain", "unsure: adapted", "{:.1%}"),
+    ("tt_sft_rows", "tt rows", "{}"),
     ("seconds", "seconds", "{:.0f}"),
     ("peak_rss_gib", "peak GiB", "{:.2f}"),
     ("rss_main_gib", "end GiB", "{:.2f}"),

@@ -8,6 +8,7 @@ from synthloop.synth.hard_negatives import HardNegatives, HardNegativesConfig
 from synthloop.synth.latent_thoughts import LatentThoughts, LatentThoughtsConfig
 from synthloop.synth.rewrite import Rewrite, RewriteConfig
 from synthloop.synth.self_instruct import SelfInstruct, SelfInstructConfig
+from synthloop.synth.similar_problems import SimilarProblems, SimilarProblemsConfig
 from synthloop.synth.skill_extraction import SkillExtraction, SkillExtractionConfig
 from synthloop.synth.skill_inventory import SkillInventory, build_inventory
 from synthloop.synth.skillmix import SkillMix, SkillMixConfig
@@ -23,12 +24,14 @@ PROGRAMS: dict[str, type[SynthProgram]] = {
     SkillExtraction.name: SkillExtraction,
     SkillMix.name: SkillMix,
     Rewrite.name: Rewrite,
+    SimilarProblems.name: SimilarProblems,
 }
 
 __all__ = ["PROGRAMS", "BaseProgramConfig", "ChatProgram", "ChatSamples", "ChatSamplesConfig", "HardNegatives",
            "HardNegativesConfig", "LatentThoughts", "LatentThoughtsConfig", "Rewrite", "RewriteConfig", "SelfInstruct",
            "SelfInstructConfig", "SkillExtraction", "SkillExtractionConfig", "SkillInventory", "SkillMix",
-           "SkillMixConfig", "SynthProgram", "TaskGeneration", "TaskGenerationConfig", "build", "build_inventory"]
+           "SkillMixConfig", "SynthProgram", "TaskGeneration", "TaskGenerationConfig", "build", "build_inventory",
+           "SimilarProblems", "SimilarProblemsConfig"]
 
 
 def build(config) -> SynthProgram:

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 class Recipe(ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[BaseModel]]
+    #: the recipe trains on `tasks.train` (a recipe that works on the held-out inputs alone, e.g. TT-SI, sets False)
+    needs_train_tasks: ClassVar[bool] = True
 
     def __init__(self, loop: LoopConfig):
         self.loop = loop
