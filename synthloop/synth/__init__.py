@@ -10,6 +10,7 @@ from synthloop.synth.rewrite import Rewrite, RewriteConfig
 from synthloop.synth.self_instruct import SelfInstruct, SelfInstructConfig
 from synthloop.synth.skill_extraction import SkillExtraction, SkillExtractionConfig
 from synthloop.synth.skill_inventory import SkillInventory, build_inventory
+from synthloop.synth.skill_labels import SkillLabels, SkillLabelsConfig
 from synthloop.synth.skillmix import SkillMix, SkillMixConfig
 from synthloop.synth.task_generation import TaskGeneration, TaskGenerationConfig
 
@@ -23,12 +24,14 @@ PROGRAMS: dict[str, type[SynthProgram]] = {
     SkillExtraction.name: SkillExtraction,
     SkillMix.name: SkillMix,
     Rewrite.name: Rewrite,
+    SkillLabels.name: SkillLabels,
 }
 
 __all__ = ["PROGRAMS", "BaseProgramConfig", "ChatProgram", "ChatSamples", "ChatSamplesConfig", "HardNegatives",
            "HardNegativesConfig", "LatentThoughts", "LatentThoughtsConfig", "Rewrite", "RewriteConfig", "SelfInstruct",
            "SelfInstructConfig", "SkillExtraction", "SkillExtractionConfig", "SkillInventory", "SkillMix",
-           "SkillMixConfig", "SynthProgram", "TaskGeneration", "TaskGenerationConfig", "build", "build_inventory"]
+           "SkillMixConfig", "SkillLabels", "SkillLabelsConfig", "SynthProgram", "TaskGeneration",
+           "TaskGenerationConfig", "build", "build_inventory"]
 
 
 def build(config) -> SynthProgram:

@@ -8,9 +8,11 @@ from pydantic import Field
 
 from synthloop.loops.recipes.base import Recipe
 from synthloop.loops.recipes.expert_iteration import ExpertIteration, ExpertIterationConfig
+from synthloop.loops.recipes.stat import Stat, StatConfig
 
 RECIPES: dict[str, type[Recipe]] = {
     ExpertIteration.name: ExpertIteration,
+    Stat.name: Stat,
 }
 
 _configs = tuple(r.config_class for r in RECIPES.values())
@@ -29,5 +31,5 @@ def build(loop) -> Recipe:
     return RECIPES[loop.recipe.kind](loop)
 
 
-__all__ = ["RECIPES", "ExpertIteration", "ExpertIterationConfig", "Recipe", "RecipeConfig", "build",
-           "default_recipe"]
+__all__ = ["RECIPES", "ExpertIteration", "ExpertIterationConfig", "Recipe", "RecipeConfig", "Stat", "StatConfig",
+           "build", "default_recipe"]
