@@ -40,7 +40,8 @@ def test_faithfulness_check_drops_unfaithful_rewrites_with_the_reason():
     assert unrelated["faithfulness"]["similarity"] < 0.3
     assert program.accept(unrelated).startswith("unfaithful: similarity")
     assert program.accept(_record(program, "Cells die.")).startswith("too short")
-    assert program.accept(_record(program, SOURCE)) == "copy of the source"
+    assert program.accept(_record(program, SOURCE)).startswith("near-copy of the source (100%")
+    assert program.accept(_record(program, "In short: [name] explains the study.")).startswith("copied the prompt")
     said_no = {**faithful, "faithfulness": {"similarity": 0.9, "llm_faithful": False}}
     assert program.accept(said_no).startswith("unfaithful: the LLM check")
     assert set(program.rewriters) == {"textbook", "tweet"}

@@ -83,6 +83,8 @@ def test_inventory_clusters_names_and_round_trips(tmp_path):
     with pytest.raises(ValueError, match="listed twice"):
         SkillInventory.load(path)
     assert normalize_skill("Skill 2: Unit-Conversion.") == "unit conversion" and normalize_skill("str") == ""
+    assert normalize_skill("premise 1") == normalize_skill("python jinja 3.2.0") == ""
+    assert normalize_skill("3d modeling") == "3d modeling"
 
 
 def test_skill_extraction_from_a_dataset_and_from_topics(tiny_engine, tmp_path):

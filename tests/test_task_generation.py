@@ -59,7 +59,8 @@ def test_checks_of_answers():
     program = _program()
     passage = "The trial enrolled 120 patients in Boston between 2004 and 2008. Mortality fell by 12%."
     good = _record(program, "extractive_qa", passage, question="Where was the trial run?", answer="Boston")
-    assert good["checks"] == {"span_in_passage": True, "answer_not_in_task": True} and program.accept(good) is None
+    assert good["checks"] == {"task_is_question": True, "span_in_passage": True, "answer_not_in_task": True}
+    assert program.accept(good) is None
     assert good["messages"][0]["content"].startswith(passage) and good["messages"][1]["content"] == "Boston"
     invented = _record(program, "extractive_qa", passage, question="Where was the trial run?", answer="Chicago")
     assert program.accept(invented) == "span_in_passage: answer not found in the passage"
@@ -71,6 +72,10 @@ def test_checks_of_answers():
     assert nli["answer"] == "neutral" and nli["task"] == "The trial was funded by a charity."
     assert "Hypothesis: The trial was funded by a charity." in nli["messages"][0]["content"]
     assert program.accept(_record(program, "open_qa", passage, question="Why?", answer="x")).startswith("task too")
+    statement = _record(program, "yes_no_qa", passage, answer="yes", question="The answer to this question is:")
+    assert program.accept(statement) == "task_is_question: the task is not a question"
+    echo = _record(program, "open_qa", passage, question="Reply with a JSON object with the keys question?", answer="x")
+    assert program.accept(echo) == "copied the prompt's template or format"
     kept_anyway = _program(drop_failed_checks=False)
     assert kept_anyway.accept(invented) is None  # kept, marked: checks say False
     assert invented["checks"]["span_in_passage"] is False
@@ -84,7 +89,8 @@ def test_run_on_tiny_model_writes_messages_with_provenance(tiny_engine, tmp_path
     records = list(summary.run.iter_records())
     filtered = list(summary.run.iter_filtered())
     assert summary.status == "completed" and len(records) == 10
-    assert all(f["reason"].startswith(("task too short", "empty answer", "task copies")) for f in filtered)
+    assert all(f["reason"].startswith(("task too short", "empty answer", "task copies", "copied the prompt"))
+               for f in filtered)
     types = Counter(r["task_type"] for r in records)
     assert set(types) <= {"yes_no_qa", "extractive_qa", "nli", "open_qa", "summarization"}
     for r in records:
@@ -95,7 +101,7 @@ def test_run_on_tiny_model_writes_messages_with_provenance(tiny_engine, tmp_path
             assert r["answer"] in ("entailment", "neutral", "contradiction") and set(r["fields"]) == {"label",
                                                                                                      "hypothesis"}
         if r["task_type"] == "extractive_qa":
-            assert set(r["checks"]) == {"span_in_passage", "answer_not_in_task"}
+            assert set(r["checks"]) == {"task_is_question", "span_in_passage", "answer_not_in_task"}
         prov = r["provenance"]
         assert prov["program"] == "task_generation" and prov["model"] == "tiny-random-chat"
         assert prov["engine"] == "transformers" and isinstance(prov["seed"], int)
@@ -134,5 +140,5 @@ def test_extractive_tasks_on_smollm2_are_checked_against_the_passage(vllm_smollm
         assert normalize(r["answer"]) in normalize(r["passage"]) and r["checks"]["span_in_passage"]
         assert normalize(r["answer"]) not in normalize(r["task"])
         assert r["messages"][0]["content"].endswith("Answer with the exact words from the passage.")
-    assert set(reasons) <= {"span_in_passage", "answer_not_in_task", "task too short", "task copies the passage",
-                            "empty answer", "copied a template placeholder"}
+    assert set(reasons) <= {"span_in_passage", "answer_not_in_task", "task_is_question", "task too short",
+                            "task copies the passage", "empty answer", "copied the prompt's template or format"}

@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from synthloop.embeddings import DEFAULT_EMBEDDER, embed_lock, load_embedder
 from synthloop.judges.base import Judge, JudgeItem, Judgement
-from synthloop.judges.embeddings import DEFAULT_EMBEDDER, embed
 
 
 class EmbeddingSimilarityJudge(Judge):
@@ -40,3 +40,11 @@ class EmbeddingSimilarityJudge(Judge):
 
     def describe(self) -> dict:
         return {"judge": self.name, "model": self.model, "threshold": self.threshold}
+
+
+def embed(texts: list[str], model: str = DEFAULT_EMBEDDER) -> np.ndarray:
+    """Unit-length embeddings, one row per text (MiniLM reads the first 256 word pieces of each)."""
+    encoder = load_embedder(model)
+    with embed_lock:
+        return encoder.encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True,
+                              show_progress_bar=False)

@@ -19,6 +19,7 @@ restarted on the new checkpoint when a stage needs it, so the two never hold mem
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -167,6 +168,7 @@ class LoopController:
     def run_loop(self) -> dict[str, Any]:
         """Run (or resume) every round up to `rounds`, or until the stop rule fires; returns the summary."""
         self.meter.start()
+        self._load_start = os.getloadavg()
         status, reason = "completed", None
         try:
             for r in range(self.config.rounds + 1):
@@ -240,6 +242,9 @@ class LoopController:
         from synthloop.loops.report import summarize
 
         summary = summarize(self.run.path, self.state, self.config, status=status, stop_reason=reason)
+        # figures measured on a shared machine are only as good as its load: record it beside them
+        summary["machine"] = {"cpus": os.cpu_count(), "load_average_at_start": getattr(self, "_load_start", None),
+                              "load_average_at_end": os.getloadavg()}
         atomic_write(self.run.path / "summary.json", _dumps(summary))
         if self.config.summary_json is not None:
             self.config.summary_json.parent.mkdir(parents=True, exist_ok=True)

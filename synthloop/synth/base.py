@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -146,6 +147,21 @@ def clip(text: str, max_chars: int) -> str:
     if end > max_chars // 2:
         return cut[: end + 1]
     return cut.rsplit(" ", 1)[0] if " " in cut else cut
+
+
+#: what small models copy from the prompt instead of answering: template slots ({task}, [name], [[ ## x ## ]])
+#: and the adapter's own format instructions ("a JSON object with the keys ...")
+PROMPT_ECHO = re.compile(r"\{[a-z_]+\}|\[[a-z_]+\]|\[\[ ## |\bjson object\b|\bwith the keys\b|^\s*your task\b",
+                         re.IGNORECASE)
+
+
+def ngram_overlap(text: str, source: str, n: int = 8) -> float:
+    """Share of `text`'s word n-grams found in `source` (1.0: copied; near 0: written anew)."""
+    words, src = text.lower().split(), source.lower().split()
+    grams = {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+    if not grams:
+        return 0.0
+    return len(grams & {tuple(src[i:i + n]) for i in range(len(src) - n + 1)}) / len(grams)
 
 
 #: record keys the runner owns; an input column of that name is carried as `input_<name>`

@@ -12,7 +12,6 @@ Unfaithful rewrites go to filtered.jsonl with the reason. Records: `text` (the r
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -24,9 +23,16 @@ from synthloop.judges.base import JudgeItem
 from synthloop.judges.similarity import EmbeddingSimilarityJudge
 from synthloop.prompts.rewrite import CheckFaithfulness, RewriteInStyle
 from synthloop.runs.inputs import DatasetInput
-from synthloop.synth.base import BaseProgramConfig, SynthProgram, as_text, carry_columns, clip, dataset_rows
-
-_PLACEHOLDER = re.compile(r"\{[a-z_]+\}|\[\[ ## ", re.IGNORECASE)
+from synthloop.synth.base import (
+    PROMPT_ECHO,
+    BaseProgramConfig,
+    SynthProgram,
+    as_text,
+    carry_columns,
+    clip,
+    dataset_rows,
+    ngram_overlap,
+)
 
 
 class Style(BaseModel):
@@ -71,6 +77,8 @@ class RewriteConfig(BaseProgramConfig):
                                                           "end) before rewriting.")
     min_text_chars: int = Field(100, ge=1, description="Shorter texts are skipped.")
     min_length_ratio: float = Field(0.3, ge=0, description="Drop rewrites shorter than this fraction of the source.")
+    max_copied: float = Field(0.5, ge=0, le=1, description="Drop rewrites more than this share of whose word 8-grams "
+                                                           "are copied from the source (not rewritten).")
     faithfulness: FaithfulnessConfig = FaithfulnessConfig()
     keep_columns: list[str] = Field(default_factory=list, description="Input columns copied into every record "
                                                                       "(e.g. skills, for a later judge).")
@@ -172,8 +180,8 @@ class Rewrite(SynthProgram):
         text, source, checks = record["text"], record["source"], record["faithfulness"]
         if not text:
             return "empty rewrite"
-        if _PLACEHOLDER.search(text):
-            return "copied a template placeholder"
+        if PROMPT_ECHO.search(text):
+            return "copied the prompt's template or format"
         if len(text) < self.config.min_length_ratio * len(source):
             return f"too short ({len(text)} characters for a source of {len(source)})"
         bound = self.config.faithfulness.min_similarity
@@ -181,8 +189,9 @@ class Rewrite(SynthProgram):
             return f"unfaithful: similarity {checks['similarity']:.2f} to the source < {bound}"
         if checks["llm_faithful"] is False:
             return "unfaithful: the LLM check says the rewrite is not supported by the source"
-        if text.strip() == source.strip():
-            return "copy of the source"
+        copied = ngram_overlap(text, source)
+        if copied > self.config.max_copied:
+            return f"near-copy of the source ({copied:.0%} of its 8-grams are the source's)"
         return None
 
     def judge_item(self, record: dict[str, Any], reference: Any = None) -> JudgeItem:

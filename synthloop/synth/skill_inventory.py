@@ -99,8 +99,8 @@ def normalize_skill(name: str) -> str:
     name = " ".join(re.sub(r"[,;:!?()\[\]{}\"]", " ", name).split()).strip(" '.")
     words = name.split()
     if not words or len(words) > 6 or len(name) > 60 or name in _GENERIC or not re.fullmatch(r"[a-z0-9 '&+#.]*", name) \
-            or not re.search(r"[a-z]{2}", name):
-        return ""  # empty, a sentence, or code, emoji, file names
+            or not re.search(r"[a-z]{2}", name) or any(re.fullmatch(r"[\d.]+", w) for w in words):
+        return ""  # empty, a sentence, code, emoji, file names, numbered copies ("premise 1", "jinja 3.2.0")
     return name
 
 
@@ -137,7 +137,8 @@ def build_inventory(records: Iterable[dict[str, Any]], *, similarity: float = 0.
 def _cluster(names: list[str], similarity: float, embedder: str | None) -> list[list[int]]:
     from sentence_transformers.util import community_detection
 
-    from synthloop.judges.embeddings import DEFAULT_EMBEDDER, embed
+    from synthloop.embeddings import DEFAULT_EMBEDDER
+    from synthloop.judges.similarity import embed
 
     vectors = embed(names, embedder or DEFAULT_EMBEDDER)
     clusters = [list(map(int, c)) for c in community_detection(vectors, threshold=similarity, min_community_size=1)]

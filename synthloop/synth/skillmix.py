@@ -23,14 +23,13 @@ import dspy
 from pydantic import BaseModel, Field
 
 from synthloop.prompts.skillmix import RespondWithSkills, WriteSkillMixInstruction
-from synthloop.synth.base import BaseProgramConfig, SynthProgram
+from synthloop.synth.base import PROMPT_ECHO, BaseProgramConfig, SynthProgram, ngram_overlap
 from synthloop.synth.skill_inventory import Skill, SkillInventory
 
 DEFAULT_QUERY_TYPES = [
     "information seeking", "advice seeking", "creative writing", "problem solving", "explanation for a beginner",
     "planning", "comparison", "editing or rewriting a given text",
 ]
-_PLACEHOLDER = re.compile(r"\{[a-z_]+\}|\[\[ ## ", re.IGNORECASE)
 _REFUSAL = re.compile(r"^\s*(?:i'?m sorry|i am sorry|i cannot|i can'?t|as an ai\b)", re.IGNORECASE)
 
 
@@ -166,12 +165,13 @@ class SkillMix(SynthProgram):
         instruction, response = record["messages"][0]["content"], record["messages"][1]["content"]
         if len(instruction.split()) < self.config.min_instruction_words:
             return f"instruction too short ({len(instruction.split())} words)"
-        if _PLACEHOLDER.search(instruction) or _PLACEHOLDER.search(response):
-            return "copied a template placeholder"
+        if PROMPT_ECHO.search(instruction) or PROMPT_ECHO.search(response):
+            return "copied the prompt's template or format"
         if _REFUSAL.search(response):
             return "refusal"
         if len(response.split()) < self.config.min_response_words:
             return f"shirker: response of {len(response.split())} words"
-        if response.strip().lower() == instruction.strip().lower():
+        if response.strip().lower().startswith(instruction.strip().lower()[:80]) or \
+                ngram_overlap(response, instruction, n=6) > 0.5:
             return "response repeats the instruction"
         return None

@@ -23,10 +23,19 @@ from synthloop.configs import ConfigError
 from synthloop.judges.verifiers.span import SpanVerifier, normalize
 from synthloop.prompts.task_generation import BUILTIN_SIGNATURES, GenerateLabeledTask, GenerateTask
 from synthloop.runs.inputs import DatasetInput
-from synthloop.synth.base import BaseProgramConfig, SynthProgram, as_text, carry_columns, clip, dataset_rows
+from synthloop.synth.base import (
+    PROMPT_ECHO,
+    BaseProgramConfig,
+    SynthProgram,
+    as_text,
+    carry_columns,
+    clip,
+    dataset_rows,
+)
 
-Check = Literal["span_in_passage", "answer_not_in_task", "shorter_than_passage"]
-_PLACEHOLDER = re.compile(r"\{[a-z_]+\}|\[\[ ## ", re.IGNORECASE)
+Check = Literal["span_in_passage", "answer_not_in_task", "shorter_than_passage", "task_is_question"]
+_QUESTION = re.compile(r"\?\s*$|^\s*(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|does|do|did|"
+                       r"can|could|has|have|had|will|would|should)\b", re.IGNORECASE)
 _FIELD = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -44,20 +53,22 @@ class TaskType(BaseModel):
     answer_field: str = Field("answer", description="The field that becomes the assistant message.")
     labels: list[str] | None = Field(None, description="A closed answer set (e.g. yes/no): each task of this type "
                                                        "is asked to have the next label in turn as its answer.")
-    checks: list[Check] = Field(default_factory=list, description="Checks the answer must pass: span_in_passage, "
-                                                                  "answer_not_in_task, shorter_than_passage.")
+    checks: list[Check] = Field(default_factory=list, description="Checks the record must pass: span_in_passage, "
+                                                                  "answer_not_in_task, shorter_than_passage, "
+                                                                  "task_is_question.")
 
 
 BUILTIN_TASK_TYPES: dict[str, TaskType] = {t.name: t for t in [
-    TaskType(name="yes_no_qa", signature="YesNoQuestion", labels=["yes", "no"],
+    TaskType(name="yes_no_qa", signature="YesNoQuestion", labels=["yes", "no"], checks=["task_is_question"],
              template="{passage}\n\nQuestion: {question}\nAnswer yes or no."),
-    TaskType(name="extractive_qa", signature="ExtractiveQuestion", checks=["span_in_passage", "answer_not_in_task"],
+    TaskType(name="extractive_qa", signature="ExtractiveQuestion",
+             checks=["task_is_question", "span_in_passage", "answer_not_in_task"],
              template="{passage}\n\nQuestion: {question}\nAnswer with the exact words from the passage."),
     TaskType(name="nli", signature="NLIHypothesis", answer_field="label",
              labels=["entailment", "neutral", "contradiction"],
              template="Premise: {passage}\n\nHypothesis: {hypothesis}\n\nDoes the premise entail the hypothesis? "
              "Answer entailment, neutral or contradiction."),
-    TaskType(name="open_qa", signature="OpenQuestion", template="{passage}\n\n{question}"),
+    TaskType(name="open_qa", signature="OpenQuestion", checks=["task_is_question"], template="{passage}\n\n{question}"),
     TaskType(name="summarization", signature="SummaryRequest", answer_field="summary",
              checks=["shorter_than_passage"], template="{instruction}\n\n{passage}"),
 ]}
@@ -197,7 +208,9 @@ class TaskGeneration(SynthProgram):
         """Each of the type's checks -> None if it passed, else why not."""
         out: dict[str, str | None] = {}
         for check in task_type.checks:
-            if check == "span_in_passage":
+            if check == "task_is_question":
+                out[check] = None if _QUESTION.search(task) else "the task is not a question"
+            elif check == "span_in_passage":
                 verdict = self.span.verify(answer, passage)
                 out[check] = None if verdict.passed else verdict.reason
             elif check == "answer_not_in_task":
@@ -235,8 +248,8 @@ class TaskGeneration(SynthProgram):
             return f"task too short ({len(task.split())} words)"
         if not answer:
             return "empty answer"
-        if _PLACEHOLDER.search(task) or _PLACEHOLDER.search(answer):
-            return "copied a template placeholder"
+        if PROMPT_ECHO.search(task) or PROMPT_ECHO.search(answer):
+            return "copied the prompt's template or format"
         if len(task) > 0.8 * len(passage) or _copied(task, passage):
             return "task copies the passage"
         if self.config.drop_failed_checks:
