@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, run_cli, write_config
+from rich.console import Console
 
 from synthloop.loops import run_loop
 from synthloop.loops.config import LoopConfig
+from synthloop.loops.report import round_table
 from synthloop.loops.stat.profile import (
     UNLABELED,
     allocate,
@@ -27,6 +29,7 @@ from synthloop.loops.stat.profile import (
     weighted_draw,
 )
 from synthloop.loops.stat.stages import majority_answer
+from synthloop.loops.state import LoopState
 from synthloop.runs.run_dir import RunDir, read_jsonl
 
 SKILLS = ["add", "sub", "mul", "div"]
@@ -152,6 +155,10 @@ def test_sel_moves_the_sft_data_toward_missing_skills_with_the_uniform_budget(tm
         assert m["eval_acc_mul"] < m["eval_acc_add"]  # the judge fails most mul problems
     per_skill = json.loads((run / "round-001" / "skills_eval.json").read_text())
     assert sum(a["tasks"] for a in per_skill) >= 12 and {a["skill"] for a in per_skill} == set(SKILLS)
+    console = Console(width=400, record=True)  # `synthloop loop status` shows accuracy per skill
+    console.print(round_table(LoopState.load(run / "state.json")))
+    header = console.export_text().splitlines()[1]
+    assert header.index("held-out acc") < header.index("acc add") and "acc div" in header
     # the unweighted baseline: the same examples (same seeds), the same budget, no weights, no probe
     state_u, uni = _run(stat_config(tmp_path, {"variant": "uniform"}), tmp_path / "uniform")
     assert list(state_u["rounds"][1]["stages"]) == ["tasks", "label", "sample", "judge", "select", "train-sft",
