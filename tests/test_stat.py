@@ -16,6 +16,7 @@ import pytest
 from helpers import ROOT, run_cli, write_config
 from rich.console import Console
 
+from synthloop.configs import ConfigError
 from synthloop.loops import run_loop
 from synthloop.loops.config import LoopConfig
 from synthloop.loops.report import round_table
@@ -31,6 +32,7 @@ from synthloop.loops.stat.profile import (
 from synthloop.loops.stat.stages import majority_answer
 from synthloop.loops.state import LoopState
 from synthloop.runs.run_dir import RunDir, read_jsonl
+from synthloop.synth.skill_inventory import Skill, SkillInventory
 
 SKILLS = ["add", "sub", "mul", "div"]
 
@@ -191,31 +193,41 @@ def test_syn_makes_tasks_for_missing_skills_from_the_generator(tmp_path):
     assert syn["sft_data"] == 24 and syn["sft_examples"] == 24
 
 
-def test_teacher_lists_and_labels_skills_and_writes_skillmix_tasks(tmp_path):
-    """The tiny model as the teacher: it lists skills of training tasks (clustered into the inventory), labels
-    every task with inventory names only (constrained decoding), and writes SkillMix tasks for the missing ones."""
-    recipe = {"variant": "syn", "labels": "teacher", "inventory_tasks": 8, "max_skills": 6,
+def test_teacher_labels_skills_and_writes_skillmix_tasks(tmp_path):
+    """The tiny model as the teacher, with an inventory file: it labels every task with inventory names only
+    (constrained decoding) and writes SkillMix tasks over the profile's missing skills."""
+    skills_file = SkillInventory(skills=[Skill(name=s, description=f"the {s} step") for s in SKILLS]).save(
+        tmp_path / "skills.yaml")
+    recipe = {"variant": "syn", "labels": "teacher", "inventory": str(skills_file),
               "teacher_sampling": {"temperature": 1.0, "max_tokens": 48},
-              "syn": {"source": "skillmix", "verify": "none", "min_response_words": 1, "max_tokens": 64,
+              "syn": {"source": "skillmix", "tasks": 4, "verify": "none", "min_response_words": 1, "max_tokens": 64,
                       "query_types": ["word problem"]}}
     state, syn = _run(stat_config(tmp_path, recipe), tmp_path / "teacher")
     run = tmp_path / "teacher"
-    inventory = [line.split(": ", 1)[1] for line in (run / "skills" / "inventory.yaml").read_text().splitlines()
-                 if line.startswith("- name: ")]
-    assert 2 <= len(inventory) <= 6
-    assert RunDir(run / "skills" / "extract").manifest()["counts"]["kept"] >= 1
+    assert SkillInventory.load(run / "skills" / "inventory.yaml").names() == SKILLS
     for name in ("eval", "probe"):
         labels = list(read_jsonl(run / "skills" / f"{name}.jsonl"))
         assert len(labels) == (12 if name == "eval" else 24)
-        assert all(1 <= len(r["skills"]) <= 2 and set(r["skills"]) <= set(inventory) for r in labels)
+        assert all(1 <= len(r["skills"]) <= 2 and set(r["skills"]) <= set(SKILLS) for r in labels)
+        assert {r["source"] for r in labels} == {"teacher"}
     profile = json.loads((run / "round-001" / "profile.json").read_text())
-    mix = [s.split(": ", 1)[1] for s in (run / "round-001" / "syn" / "skills.yaml").read_text().splitlines()
-           if s.startswith("- name: ")]
+    mix = SkillInventory.load(run / "round-001" / "syn" / "skills.yaml").names()
     assert set(profile["missing"]) <= set(mix) and len(mix) >= 2
     tasks = list(read_jsonl(run / "round-001" / "tasks.jsonl"))
     assert tasks and all(set(t["skills"]) <= set(mix) and t["reference"] is None for t in tasks)
     assert syn["tasks"] == len(tasks) and syn["sft_data"] == 24
-    assert any(k.startswith("eval_acc_") for k in state["rounds"][0]["metrics"])
+    assert {f"eval_acc_{s}" for s in state["rounds"][0]["stages"]["label"]["outputs"]["shares_eval"]} <= \
+        set(state["rounds"][0]["metrics"])
+
+
+def test_teacher_that_names_no_usable_skill_stops_with_a_clear_error(tmp_path):
+    """No inventory given: the teacher lists skills of training tasks (SkillExtraction). The tiny model's lists
+    are noise that the skill-name filter rejects, so the loop stops and says how to give the skills instead."""
+    recipe = {"variant": "uniform", "labels": "teacher", "inventory_tasks": 4,
+              "teacher_sampling": {"temperature": 1.0, "max_tokens": 48}}
+    with pytest.raises(ConfigError, match=r"teacher named no usable skill .* recipe\.inventory"):
+        run_loop(LoopConfig.model_validate(stat_config(tmp_path, recipe)), tmp_path / "extract", progress=False)
+    assert RunDir(tmp_path / "extract" / "skills" / "extract").manifest()["counts"]["filtered"] == 4
 
 
 def test_config_errors_are_one_line(tmp_path):

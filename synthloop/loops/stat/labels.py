@@ -86,7 +86,10 @@ def run_program(ctx: RoundContext, program, engine, out: Path, *, purpose: str, 
 
     summary = generate(program, engine=engine, run=out, inputs=inputs, num_records=num_records, sampling=sampling,
                        seed=ctx.seed(purpose), concurrency=ctx.config.concurrency, progress=ctx.progress)
-    if summary.status != "completed":
+    if summary.status == "incomplete":  # every attempt made, fewer records kept than asked: go on with them
+        ctx.log(f"{out.name}: {summary.kept} kept of {num_records} asked after all attempts ({summary.filtered} "
+                f"filtered, {summary.failed} failed; see {out}/filtered.jsonl)")
+    elif summary.status != "completed":
         raise StageIncomplete(f"{out}: generation {summary.status}; rerun the loop to resume it")
     return summary
 
