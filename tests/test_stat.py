@@ -191,6 +191,15 @@ def test_syn_makes_tasks_for_missing_skills_from_the_generator(tmp_path):
     samples = list(RunDir(run / "round-001" / "samples").iter_records())
     assert sorted(r["task_id"] for r in samples) == sorted(t["task_id"] for t in tasks)
     assert syn["sft_data"] == 24 and syn["sft_examples"] == 24
+    # raising `rounds` continues the finished loop: round 2 probes the round-1 checkpoint with new tasks
+    summary = run_loop(LoopConfig.model_validate(stat_config(tmp_path, {"variant": "syn"}, rounds=2)), run,
+                       progress=False)
+    assert summary["rounds_done"] == 2
+    state = json.loads((run / "state.json").read_text())
+    assert state["rounds"][2]["checkpoint_in"]["policy"].endswith("round-001/train-sft/model")
+    assert (run / "round-002" / "profile.json").is_file()
+    again = {t["prompt"] for t in read_jsonl(run / "round-002" / "tasks.jsonl")}
+    assert len(again) >= 12 and not again & {t["prompt"] for t in tasks}
 
 
 def test_teacher_labels_skills_and_writes_skillmix_tasks(tmp_path):
