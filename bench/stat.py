@@ -226,8 +226,8 @@ def main() -> None:
     parser.add_argument("--no-teacher", action="store_true")
     parser.add_argument("--name", default="stat")
     args = parser.parse_args()
-    sizes = dict(eval=120, probe=120, per_round=64, n=4, budget=128, max_tokens=48, lr=2e-5, label_tasks=120,
-                 extract_tasks=32, skillmix=24, votes=4, mix_tokens=160)
+    sizes = dict(eval=120, probe=120, per_round=64, n=4, budget=128, max_tokens=48, lr=2e-5, label_tasks=96,
+                 extract_tasks=24, skillmix=16, votes=4, mix_tokens=160)
     if args.small:
         sizes = dict(eval=12, probe=16, per_round=12, n=2, budget=16, max_tokens=8, lr=1e-3, label_tasks=8,
                      extract_tasks=4, skillmix=4, votes=2, mix_tokens=32)
