@@ -11,6 +11,7 @@ from synthloop.synth.self_instruct import SelfInstruct, SelfInstructConfig
 from synthloop.synth.similar_problems import SimilarProblems, SimilarProblemsConfig
 from synthloop.synth.skill_extraction import SkillExtraction, SkillExtractionConfig
 from synthloop.synth.skill_inventory import SkillInventory, build_inventory
+from synthloop.synth.skill_labels import SkillLabels, SkillLabelsConfig
 from synthloop.synth.skillmix import SkillMix, SkillMixConfig
 from synthloop.synth.task_generation import TaskGeneration, TaskGenerationConfig
 
@@ -25,6 +26,7 @@ PROGRAMS: dict[str, type[SynthProgram]] = {
     SkillMix.name: SkillMix,
     Rewrite.name: Rewrite,
     SimilarProblems.name: SimilarProblems,
+    SkillLabels.name: SkillLabels,
 }
 
 __all__ = ["PROGRAMS", "BaseProgramConfig", "ChatProgram", "ChatSamples", "ChatSamplesConfig", "HardNegatives",
@@ -32,6 +34,8 @@ __all__ = ["PROGRAMS", "BaseProgramConfig", "ChatProgram", "ChatSamples", "ChatS
            "SelfInstructConfig", "SkillExtraction", "SkillExtractionConfig", "SkillInventory", "SkillMix",
            "SkillMixConfig", "SynthProgram", "TaskGeneration", "TaskGenerationConfig", "build", "build_inventory",
            "SimilarProblems", "SimilarProblemsConfig"]
+           "SkillMixConfig", "SkillLabels", "SkillLabelsConfig", "SynthProgram", "TaskGeneration",
+           "TaskGenerationConfig", "build", "build_inventory"]
 
 
 def build(config) -> SynthProgram:
