@@ -4,6 +4,7 @@ the judge-threshold filter.
     judge: {kind: reward_model, path: runs/judge-hh/model}
     judge: {kind: verifier, verifier: math_answer, reference_field: answer}
     judge: {kind: llm, engine: {kind: vllm, model: smollm2-135m-instruct}, llm: {swap: true}}
+    judge: {kind: generative, path: runs/gen_judge/model, engine: {kind: vllm, dtype: float32}}
 """
 
 from __future__ import annotations
@@ -16,18 +17,24 @@ from pydantic import Field, model_validator
 from synthloop.configs import Config
 from synthloop.engines.config import EngineConfig
 from synthloop.judges.base import Judge, JudgeItem, VerifierJudge
+from synthloop.judges.generative_judge import GenerativeJudgeConfig
 from synthloop.judges.llm_judge import LLMJudgeConfig
 from synthloop.judges.preference_data import record_prompt_response
 
 
 class JudgeSpec(Config):
-    kind: Literal["reward_model", "llm", "verifier"] = Field(
+    kind: Literal["reward_model", "llm", "verifier", "generative"] = Field(
         description="reward_model: a trained artifact (fast); llm: any engine as a judge; verifier: a "
-                    "programmatic check (math_answer, ifeval, ifeval_loose, code).")
-    path: Path | None = Field(None, description="reward_model: the artifact directory (`synthloop judge train`).")
+                    "programmatic check (math_answer, ifeval, ifeval_loose, code); generative: a fine-tuned "
+                    "JudgeLM-style judge (`synthloop judge train` with kind: generative) on any engine.")
+    path: Path | None = Field(None, description="reward_model / generative: the artifact directory "
+                                                "(`synthloop judge train`).")
     verifier: str | None = Field(None, description="verifier: its name.")
-    engine: EngineConfig = Field(EngineConfig(), description="llm: the engine that judges.")
+    engine: EngineConfig = Field(EngineConfig(), description="llm / generative: the engine that judges (for "
+                                                             "generative, its model is replaced by path).")
     llm: LLMJudgeConfig = Field(LLMJudgeConfig(), description="llm: debiasing and decoding.")
+    generative: GenerativeJudgeConfig = Field(GenerativeJudgeConfig(),
+                                              description="generative: debiasing and decoding.")
     reference_field: str | None = Field(None, description="Column holding each record's reference (gold answer, "
                                                           "IFEval row, tests, reference answer).")
 
@@ -37,6 +44,8 @@ class JudgeSpec(Config):
 
         if self.kind == "reward_model" and self.path is None:
             raise ValueError("judge.kind=reward_model needs judge.path (a trained reward-model directory)")
+        if self.kind == "generative" and self.path is None:
+            raise ValueError("judge.kind=generative needs judge.path (a trained generative-judge directory)")
         if self.kind == "verifier" and self.verifier not in VERIFIERS:
             raise ValueError(f"judge.verifier must be one of {', '.join(VERIFIERS)} (got {self.verifier!r})")
         return self
@@ -72,6 +81,11 @@ def build_judge(spec: JudgeSpec, *, cache_path: Path | None = None, log=None) ->
         from synthloop.judges.verifiers import VERIFIERS
 
         return BuiltJudge(VerifierJudge(VERIFIERS[spec.verifier]()))
+    if spec.kind == "generative":
+        from synthloop.judges.generative_judge import GenerativeJudge
+
+        judge = GenerativeJudge.load(spec.path, spec.engine, spec.generative, log=log)
+        return BuiltJudge(judge, judge.engine)
     from synthloop import engines
     from synthloop.judges.llm_judge import LLMJudge
 
