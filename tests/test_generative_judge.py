@@ -162,11 +162,17 @@ def test_train_command_writes_a_judge_artifact_that_loads_and_judges(tmp_path):
 
     spec = JudgeSpec(kind="generative", path=model, engine=EngineConfig(kind="transformers"),
                      generative={"max_tokens": 6})
-    with build_judge(spec) as built:  # the random tiny model's verdicts do not parse: ties, never a crash
+    cache = tmp_path / "judge_cache.sqlite"
+    with build_judge(spec, cache_path=cache) as built:  # the random tiny model's verdicts do not parse: ties
         prefs = built.judge.compare(PAIRS[:2])
         assert len(prefs) == 2 and all(p.winner in ("a", "b", "tie") for p in prefs)
         assert built.judge.max_chars == 120  # the judge cuts inputs as it was trained
+        assert built.judge.describe()["artifact"]["base_model"] == "tiny-random-chat"
         assert len(built.judge.score([JudgeItem(prompt="q", response="r")])) == 1
+    with build_judge(spec, cache_path=cache) as built:  # a resumed run gets the same verdicts from the cache
+        assert built.judge.compare(PAIRS[:2]) == prefs
+        assert all(r.cached for r in built.judge.engine.generate([built.judge._request("question 0", "answer one 0",
+                                                                                        "answer two 0", None, 0)]))
 
 
 @pytest.mark.parametrize("judge, message", [
@@ -185,3 +191,22 @@ def test_bad_teacher_fails_in_one_line(tmp_path):
     cfg = write_config(tmp_path / "t.yaml", {"kind": "generative", "generative": {"teacher": "gpt-5"}})
     bad = run_cli("judge", "train", str(cfg))
     assert bad.returncode == 2 and "generative.teacher" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_any_judge_can_teach(tmp_path):
+    """An LLM judge as the teacher (the tiny model under constrained JSON decoding: always a parseable verdict)."""
+    from synthloop.judges.commands import JudgeTrainConfig
+    from synthloop.judges.generative_train import train_generative_judge
+
+    cfg = JudgeTrainConfig.model_validate({
+        "kind": "generative", "data": {"hh_rlhf": HH, "limit": 2},
+        "generative": {"base_model": "tiny-random-chat", "max_input_chars": 100, "reference_drop": 0.0,
+                       "teacher": {"kind": "llm", "engine": {"kind": "transformers", "model": "tiny-random-chat"},
+                                   "llm": {"max_tokens": 48, "swap": False}},
+                       "sft": {"max_steps": 1, "batch_size": 4, "max_length": 256}}})
+    metrics = train_generative_judge(cfg, tmp_path / "run", log=lambda m: None)
+    assert metrics["teacher"]["judge"] == "llm" and metrics["teacher"]["engine"] == "transformers"
+    assert metrics["sft_records"] == 2 * (2 - metrics["failed_teacher_verdicts"]) > 0
+    artifact = json.loads((tmp_path / "run" / "model" / "judge.json").read_text())
+    assert artifact["teacher"]["judge"] == "llm"
+    assert (tmp_path / "run" / "teacher_cache.sqlite").exists()  # a rerun does not ask the teacher again

@@ -96,7 +96,11 @@ def train_generative_judge(cfg, run_path: Path, *, resume: ResumePolicy = "if-un
     records = judge_sft_records(items, verdicts, swap=settings.swap, reference_drop=settings.reference_drop,
                                 seed=settings.seed)
     if not records:
-        raise ValueError("the teacher gave no usable verdict (every one failed): nothing to train on")
+        from synthloop.engines.types import EngineError
+
+        first = next((v.rationale for v in verdicts if v.rationale), "")
+        raise EngineError(f"the teacher gave no usable verdict on {len(verdicts)} pairs (e.g. {first[:160]!r}): "
+                          "nothing to train on")
     agreement = sum(v.winner == ("b" if f else "a") for v, f in zip(verdicts, flips, strict=True)) / len(flips)
     log(f"{len(pairs)} pairs -> {len(records)} SFT records (teacher agrees with the human labels on "
         f"{agreement:.1%} of pairs)")

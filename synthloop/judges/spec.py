@@ -71,7 +71,7 @@ class BuiltJudge:
 
 
 def build_judge(spec: JudgeSpec, *, cache_path: Path | None = None, log=None) -> BuiltJudge:
-    """Build the judge a spec describes. An LLM judge's calls go through a request cache at `cache_path`
+    """Build the judge a spec describes. An LLM or generative judge's calls go through a request cache at `cache_path`
     when given, so a killed scoring run resumes without asking the model again."""
     if spec.kind == "reward_model":
         from synthloop.judges.reward_model import RewardModel
@@ -81,21 +81,30 @@ def build_judge(spec: JudgeSpec, *, cache_path: Path | None = None, log=None) ->
         from synthloop.judges.verifiers import VERIFIERS
 
         return BuiltJudge(VerifierJudge(VERIFIERS[spec.verifier]()))
-    if spec.kind == "generative":
-        from synthloop.judges.generative_judge import GenerativeJudge
-
-        judge = GenerativeJudge.load(spec.path, spec.engine, spec.generative, log=log)
-        return BuiltJudge(judge, judge.engine)
     from synthloop import engines
-    from synthloop.judges.llm_judge import LLMJudge
 
-    engine = engines.from_config(spec.engine, log=log)
+    artifact = None
+    engine_config = spec.engine
+    if spec.kind == "generative":
+        from synthloop.judges.generative_judge import read_artifact
+
+        artifact = read_artifact(spec.path)  # before the engine starts: a wrong path fails at once
+        engine_config = spec.engine.model_copy(update={"model": str(spec.path)})
+    engine = engines.from_config(engine_config, log=log)
     judged = engine
     if cache_path is not None:
         from synthloop.runs.cache import CachedEngine, RequestCache
 
         judged = CachedEngine(engine, RequestCache(cache_path))
-    return BuiltJudge(LLMJudge(judged, spec.llm), engine, judged if judged is not engine else None)
+    if spec.kind == "generative":
+        from synthloop.judges.generative_judge import GenerativeJudge
+
+        judge = GenerativeJudge(judged, spec.generative, artifact=artifact)
+    else:
+        from synthloop.judges.llm_judge import LLMJudge
+
+        judge = LLMJudge(judged, spec.llm)
+    return BuiltJudge(judge, engine, judged if judged is not engine else None)
 
 
 def record_item(record: dict[str, Any], reference_field: str | None) -> JudgeItem:
