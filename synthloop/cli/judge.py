@@ -28,11 +28,14 @@ def _resume(value: str) -> str:
 
 @app.command("train")
 def train(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-unchanged") -> None:
-    """Train the reward model (all-MiniLM-L6-v2 + scalar head, Bradley-Terry) and report held-out accuracy.
+    """Train a judge: the reward model (all-MiniLM-L6-v2 + scalar head, Bradley-Terry; reports held-out
+    accuracy) or, with `kind: generative`, a JudgeLM-style generative judge (TRL SFT on a teacher's verdicts).
 
-    Writes runs/<name>/model/ (the artifact: config.json, metrics.json, encoder/, head.pt) and metrics.json.
+    Writes runs/<name>/model/ (the artifact: for the reward model config.json, metrics.json, encoder/, head.pt;
+    for a generative judge a checkpoint any engine loads plus judge.json) and metrics.json.
 
       synthloop judge train configs/judge_hh.yaml --set train.epochs=1
+      synthloop judge train configs/judge_generative.yaml --set data.limit=300
     """
     quiet_libraries()
     from synthloop.configs import dump_yaml
@@ -41,6 +44,9 @@ def train(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-
 
     cfg = load(JudgeTrainConfig, config, set_)
     run_path = cfg.output_dir / (cfg.name or config.stem)
+    if cfg.kind == "generative":
+        _train_generative(cfg, run_path, _resume(resume), dump_yaml(cfg))
+        return
     import time
 
     with make_progress() as bar:
@@ -67,6 +73,23 @@ def train(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-
     table.add_row("model", f"{run_path / 'model'}/")
     console.print(table)
     console.print(f"use it: judge: {{kind: reward_model, path: {run_path / 'model'}}}  (filters, judge score, loops)")
+
+
+def _train_generative(cfg, run_path: Path, resume: str, config_yaml: str) -> None:
+    from synthloop.judges.generative_train import train_generative_judge
+
+    metrics = train_generative_judge(cfg, run_path, resume=resume, config_yaml=config_yaml,
+                                     log=lambda m: console.print(m, highlight=False))
+    table = Table(show_header=False, box=None)
+    table.add_row("teacher", str(metrics["teacher"].get("judge")))
+    table.add_row("data", f"{metrics['train_pairs']} pairs -> {metrics['sft_records']} SFT records")
+    if metrics["loss_first"] is not None:
+        table.add_row("loss", f"{metrics['loss_first']:.3f} -> {metrics['loss_last']:.3f} ({metrics['steps']} steps, "
+                              f"{metrics['train_seconds']:.0f} s)")
+    table.add_row("model", f"{run_path / 'model'}/")
+    console.print(table)
+    console.print(f"use it: judge: {{kind: generative, path: {run_path / 'model'}}}  (judge eval/score, filters, "
+                  "loops)")
 
 
 @app.command("eval")

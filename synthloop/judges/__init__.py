@@ -1,6 +1,6 @@
 """Judges decide what reaches training: LLM judges, a trained reward model, programmatic verifiers, filters.
 
-    from synthloop.judges import LLMJudge, RewardModel, VerifierJudge
+    from synthloop.judges import LLMJudge, RewardModel, GenerativeJudge, VerifierJudge
     from synthloop.judges.verifiers import MathAnswerVerifier, IFEvalVerifier, CodeVerifier
     from synthloop.judges.filters import run_filters
 
@@ -28,6 +28,10 @@ _LAZY = {
     "build_judge": "synthloop.judges.spec",
     "judge_sft_records": "synthloop.judges.generative",
     "build_judge_sft_data": "synthloop.judges.generative",
+    "GenerativeJudge": "synthloop.judges.generative_judge",
+    "GenerativeJudgeConfig": "synthloop.judges.generative_judge",
+    "GenerativeTrainSettings": "synthloop.judges.generative_train",
+    "train_generative_judge": "synthloop.judges.generative_train",
 }
 
 __all__ = ["Judge", "JudgeItem", "Judgement", "PairItem", "Preference", "VerifierJudge", *_LAZY]

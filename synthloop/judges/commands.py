@@ -7,12 +7,13 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 
 from synthloop.configs import RUNTIME, Config
 from synthloop.judges.base import PairItem
+from synthloop.judges.generative_train import GenerativeTrainSettings
 from synthloop.judges.preference_data import (
     PreferencePair,
     load_hh_rlhf,
@@ -93,9 +94,14 @@ def ranked_pairs(source: RankedSource, log: Callable[[str], None] | None = None)
 class JudgeTrainConfig(Config):
     name: str | None = Field(None, description="Run name (default: the config file's name).", json_schema_extra=RUNTIME)
     output_dir: Path = Field(Path("runs"), description="Where run directories go.", json_schema_extra=RUNTIME)
+    kind: Literal["reward_model", "generative"] = Field(
+        "reward_model", description="reward_model: MiniLM + scalar head (model/train sections); generative: a "
+        "JudgeLM-style judge fine-tuned with TRL SFT on a teacher's verdicts (generative section).")
     data: PreferenceData = PreferenceData()
     model: RewardModelConfig = RewardModelConfig()
     train: TrainConfig = TrainConfig()
+    generative: GenerativeTrainSettings = Field(GenerativeTrainSettings(),
+                                                description="kind=generative: base model, teacher, augmentation, SFT.")
 
 
 def baselines(pairs: list[PreferencePair]) -> dict[str, float]:
@@ -157,7 +163,7 @@ def evaluate_judge(cfg: JudgeEvalConfig, run_path: Path, *, log: Callable[[str],
     with build_judge(cfg.judge, cache_path=None, log=log) as built:
         judge = built.judge
         out["judge"] = judge.describe()
-        if cfg.judge.kind == "llm":
+        if cfg.judge.kind in ("llm", "generative"):
             from synthloop.judges.llm_judge import combine
 
             orders = judge.compare_orders(items)
