@@ -31,11 +31,9 @@ PROGRAMS: dict[str, type[SynthProgram]] = {
 
 __all__ = ["PROGRAMS", "BaseProgramConfig", "ChatProgram", "ChatSamples", "ChatSamplesConfig", "HardNegatives",
            "HardNegativesConfig", "LatentThoughts", "LatentThoughtsConfig", "Rewrite", "RewriteConfig", "SelfInstruct",
-           "SelfInstructConfig", "SkillExtraction", "SkillExtractionConfig", "SkillInventory", "SkillMix",
-           "SkillMixConfig", "SynthProgram", "TaskGeneration", "TaskGenerationConfig", "build", "build_inventory",
-           "SimilarProblems", "SimilarProblemsConfig"]
-           "SkillMixConfig", "SkillLabels", "SkillLabelsConfig", "SynthProgram", "TaskGeneration",
-           "TaskGenerationConfig", "build", "build_inventory"]
+           "SelfInstructConfig", "SimilarProblems", "SimilarProblemsConfig", "SkillExtraction", "SkillExtractionConfig",
+           "SkillInventory", "SkillLabels", "SkillLabelsConfig", "SkillMix", "SkillMixConfig", "SynthProgram",
+           "TaskGeneration", "TaskGenerationConfig", "build", "build_inventory"]
 
 
 def build(config) -> SynthProgram:
