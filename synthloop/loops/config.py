@@ -127,6 +127,7 @@ class LoopConfig(Config):
                              "sampler's probabilities, computed as plain tempered sampling)")
         from synthloop.loops.recipes import RECIPES
 
-        if self.tasks.train is None and RECIPES[self.recipe.kind].needs_train_tasks:
+        # (a schedule's tasks come from its inbox: its task section has no `train`)
+        if getattr(self.tasks, "train", ...) is None and RECIPES[self.recipe.kind].needs_train_tasks:
             raise ValueError(f"tasks.train: recipe {self.recipe.kind} trains on tasks; name their source")
         return self
