@@ -208,7 +208,7 @@ def test_sigkill_while_training_then_resume(tmp_path, uninterrupted):
 def test_bad_config_and_bad_run_are_one_line_errors(tmp_path):
     path = write_config(tmp_path / "bad.yaml", loop_config(tmp_path / "runs"))
     for override, expected in [
-        ("train.plan=[sfx]", "train.plan.0: input should be 'sft', 'dpo', 'grpo' or 'sft+dpo'"),
+        ("train.plan=[sfx]", "train.plan.0: input should be 'sft', 'dpo', 'grpo', 'sft+dpo'"),
         ("sampling.nn=3", "sampling.nn: unknown key; did you mean 'n'?"),
         ("tasks.train.kind=csv", "tasks.train"),
     ]:

@@ -135,10 +135,13 @@ def test_real_server_serves_the_openai_engine(tiny_model_path, monkeypatch):
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(60)
+            proc.wait(120)  # vLLM's shutdown takes a while on 2 busy cores
+            stopped_by_sigint = True
         except subprocess.TimeoutExpired:
             proc.kill()
-    assert proc.returncode is not None
+            proc.wait(30)
+            stopped_by_sigint = False
+    assert stopped_by_sigint, "synthloop serve did not exit within 120 s of Ctrl-C"
     with socket.socket() as s:  # the server is gone with the command
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("127.0.0.1", port))
