@@ -49,7 +49,7 @@ def inbox_records(start: int, count: int) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="smollm2-135m-instruct")
-    ap.add_argument("--engine", default="transformers", choices=["transformers", "vllm", "auto"])
+    ap.add_argument("--engine", default="vllm", choices=["transformers", "vllm", "auto"])
     ap.add_argument("--ticks", type=int, default=3)
     ap.add_argument("--per-tick", type=int, default=40, help="inbox records arriving before each tick")
     ap.add_argument("--eval-count", type=int, default=100, help="held-out problems")
