@@ -204,3 +204,17 @@ def expand_builtins(value: Any, builtins: dict[str, Any], what: str, mapping_hin
     if not out:
         raise ValueError(f"give at least one {what}")
     return out
+
+
+def text_rows(inputs: Any, column: str, min_chars: int,
+              keep_columns: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(text of `column`, the kept columns) for each input row long enough; a missing column is a `ConfigError`."""
+    from synthloop.configs import ConfigError
+
+    for row in dataset_rows(inputs):
+        if column not in row:
+            raise ConfigError(f"{inputs.path}: no '{column}' column; map one with "
+                              f"inputs.columns: {{{column}: <column>}} (columns: {', '.join(row)})")
+        text = as_text(row[column])
+        if len(text) >= min_chars:
+            yield text, {k: row[k] for k in keep_columns if k in row}

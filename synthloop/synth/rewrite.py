@@ -30,9 +30,9 @@ from synthloop.synth.base import (
     as_text,
     carry_columns,
     clip,
-    dataset_rows,
     expand_builtins,
     ngram_overlap,
+    text_rows,
 )
 
 
@@ -109,14 +109,7 @@ class Rewrite(SynthProgram):
             raise ConfigError("rewrite needs program.inputs (a dataset with a text column)")
         names = list(self.styles)
         turn = 0
-        for row in dataset_rows(self.config.inputs):
-            if "text" not in row:
-                raise ConfigError(f"{self.config.inputs.path}: no 'text' column; map one with "
-                               f"inputs.columns: {{text: <column>}} (columns: {', '.join(row)})")
-            text = as_text(row["text"])
-            if len(text) < self.config.min_text_chars:
-                continue
-            kept = {k: row[k] for k in self.config.keep_columns if k in row}
+        for text, kept in text_rows(self.config.inputs, "text", self.config.min_text_chars, self.config.keep_columns):
             for _ in range(self.config.rewrites_per_text):
                 yield {"text": text, "style": names[turn % len(names)], **kept}
                 turn += 1

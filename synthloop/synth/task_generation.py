@@ -30,8 +30,8 @@ from synthloop.synth.base import (
     as_text,
     carry_columns,
     clip,
-    dataset_rows,
     expand_builtins,
+    text_rows,
 )
 
 Check = Literal["span_in_passage", "answer_not_in_task", "shorter_than_passage", "task_is_question"]
@@ -139,14 +139,8 @@ class TaskGeneration(SynthProgram):
             raise ConfigError("task_generation needs program.inputs (a dataset with a passage column)")
         names = list(self.types)
         turn, per_type = 0, dict.fromkeys(names, 0)
-        for row in dataset_rows(self.config.inputs):
-            if "passage" not in row:
-                raise ConfigError(f"{self.config.inputs.path}: no 'passage' column; map one with "
-                                  f"inputs.columns: {{passage: <column>}} (columns: {', '.join(row)})")
-            passage = as_text(row["passage"])
-            if len(passage) < self.config.min_passage_chars:
-                continue
-            kept = {k: row[k] for k in self.config.keep_columns if k in row}
+        for passage, kept in text_rows(self.config.inputs, "passage", self.config.min_passage_chars,
+                                       self.config.keep_columns):
             for _ in range(self.config.tasks_per_passage):
                 kind = names[turn % len(names)]
                 labels = self.types[kind].labels
