@@ -225,6 +225,8 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="tiny sizes (control-flow check)")
     parser.add_argument("--no-teacher", action="store_true")
     parser.add_argument("--name", default="stat")
+    parser.add_argument("--keep", default="", help="comma list of variants to keep from the saved results "
+                        "(same sizes) instead of rerunning them, e.g. --keep uniform")
     args = parser.parse_args()
     sizes = dict(eval=120, probe=120, per_round=64, n=4, budget=128, max_tokens=48, lr=2e-5, label_tasks=96,
                  extract_tasks=24, skillmix=16, votes=4, mix_tokens=160)
@@ -241,8 +243,16 @@ def main() -> None:
     data: dict[str, Any] = {"machine": machine(), "model": args.model, "engine": args.engine, "dtype": "float32",
                             "sizes": sizes, "task": "arithmetic word problems, skills add/sub/mul/div, 1-2 steps, "
                             "1-digit operands; prompt: " + TEMPLATE, "variants": {}}
+    kept = [k for k in args.keep.split(",") if k]
+    if kept:
+        saved = json.loads((Path(__file__).parent / "results" / f"{args.name}.json").read_text())
+        if saved.get("sizes") != sizes:
+            raise SystemExit(f"--keep: the saved {args.name}.json used other sizes ({saved.get('sizes')})")
+        for variant in kept:
+            data["variants"][variant] = {**saved["variants"][variant], "kept_from": saved["machine"]["when"]}
     for variant in args.variants.split(","):
-        data["variants"][variant] = run_variant(args, variant)
+        if variant not in kept:
+            data["variants"][variant] = run_variant(args, variant)
         save(args.name, data)
     if not args.no_teacher:
         missing = data["variants"].get("sel", {}).get("missing_skill_profile", {}).get("missing", [])
