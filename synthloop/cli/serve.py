@@ -87,6 +87,9 @@ def serve(
             os.killpg(proc.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
+    # Ctrl-C must stop the server even when this process inherited SIGINT as ignored (a background job of a
+    # non-interactive shell, e.g. a CI script, starts with SIG_IGN and Python then never raises KeyboardInterrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         seconds = wait_ready(proc, base_url, cfg.ready_timeout_s,
                              api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
