@@ -36,7 +36,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -44,12 +43,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import dspy  # noqa: E402
 import psutil  # noqa: E402
 from common import RespondProgram, machine, save  # noqa: E402
-from pydantic import BaseModel  # noqa: E402
+from parse_rate import parse_rates  # noqa: E402
+from raw_vllm import raw_request  # noqa: E402
 
 from synthloop.engines import EngineConfig, Sampling  # noqa: E402
 from synthloop.engines.base import Engine  # noqa: E402
 from synthloop.runs.generate import generate  # noqa: E402
-from synthloop.synth.base import SynthProgram  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -130,30 +129,6 @@ def cpu_used(before: dict) -> dict:
     return {f"{k}_cpu_s": round(after[k] - before[k], 1) for k in before}
 
 
-class Assess(dspy.Signature):
-    """Answer the question, and say how confident you are."""
-
-    question: str = dspy.InputField()
-    answer: str = dspy.OutputField()
-    confidence: float = dspy.OutputField(desc="between 0 and 1")
-
-
-class _AssessConfig(BaseModel):
-    kind: str = "assess"
-
-
-class AssessProgram(SynthProgram):
-    name = "assess"
-    config_class = _AssessConfig
-
-    def __init__(self):
-        super().__init__()
-        self.assess = dspy.Predict(Assess)
-
-    async def aforward(self, question: str) -> dspy.Prediction:
-        return await self.assess.acall(question=question)
-
-
 def tree_rss_mb() -> dict:
     """RSS of this process and of its children (name: MB)."""
     me = psutil.Process()
@@ -182,21 +157,10 @@ def run_synthloop(engine: Engine, texts: list[str], scratch: Path, name: str, sa
 
 
 def run_raw_vllm(engine, requests) -> dict:
-    from vllm import SamplingParams
-    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
-
     done: list[float] = []
 
     async def one(r) -> int:
-        s = r.sampling
-        params = SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
-                                stop=list(s.stop) or None, output_kind=RequestOutputKind.FINAL_ONLY,
-                                structured_outputs=StructuredOutputsParams(json=r.json_schema) if r.json_schema
-                                else None)
-        ids = engine.prompt_ids(r.messages)
-        final = None
-        async for out in engine._llm.generate({"prompt_token_ids": ids}, params, request_id=uuid.uuid4().hex):
-            final = out
+        final = await raw_request(engine, r)
         done.append(time.perf_counter() - started)
         return sum(len(o.token_ids) for o in final.outputs)
 
@@ -226,55 +190,6 @@ def run_dspy_batch(engine: Engine, texts: list[str], sampling: Sampling) -> dict
     return {"items": len(texts), "parsed": sum(r is not None for r in results), "seconds": round(seconds, 2),
             "output_tokens": counter.output_tokens, "tok_per_s": round(counter.output_tokens / seconds, 1),
             "threads": dspy.settings.num_threads}
-
-
-def parse_rates(engine: Engine, texts: list[str]) -> dict:
-    """One attempt per question through DSPy (the bridge, no synthloop runner); an output cut off at max_tokens
-    is handed to DSPy's parser as plain DSPy would (synthloop itself would retry it with a fresh sample)."""
-    from collections import Counter
-
-    from synthloop.engines import sample_context
-    from synthloop.engines.dspy_adapter import SchemaJSONAdapter
-    from synthloop.engines.dspy_bridge import dspy_lm
-    from synthloop.runs.generate import _classify
-
-    sampling = Sampling(temperature=0.7, max_tokens=160)
-    out = {}
-    for label, schema, adapter in [("constrained (synthloop default: schema enforced)", True, SchemaJSONAdapter()),
-                                   ("unconstrained ChatAdapter (DSPy default)", False, dspy.ChatAdapter()),
-                                   ("unconstrained JSONAdapter (prompt only)", False, dspy.JSONAdapter())]:
-        engine.supports_json_schema = schema  # off: the bridge sends no schema, the engine does not constrain
-        lm = dspy_lm(engine, temperature=sampling.temperature, max_tokens=sampling.max_tokens, reject_truncated=False)
-        program = AssessProgram()
-
-        async def attempt_all(lm=lm, adapter=adapter, program=program) -> Counter:
-            gate = asyncio.Semaphore(256)
-
-            async def one(i: int, text: str) -> str:
-                async with gate:
-                    with sample_context.sample(i, 0, 0):
-                        try:
-                            with dspy.context(lm=lm, adapter=adapter, disable_history=True, trace=None):
-                                p = await program.acall(question=text)
-                            return "parsed" if isinstance(p.confidence, float) and isinstance(p.answer, str) \
-                                else "wrong type"
-                        except Exception as exc:  # noqa: BLE001 - every outcome is counted
-                            return _classify(exc)[0]
-
-            return Counter(await asyncio.gather(*(one(i, t) for i, t in enumerate(texts))))
-
-        try:
-            engine._loop.call(engine._llm.reset_prefix_cache())
-            started = time.perf_counter()
-            outcomes = engine._loop.call(attempt_all())
-            seconds = time.perf_counter() - started
-        finally:
-            engine.supports_json_schema = True
-        out[label] = {"items": len(texts), "parsed": outcomes["parsed"],
-                      "parse_rate": round(outcomes["parsed"] / len(texts), 4), "outcomes": dict(outcomes),
-                      "seconds": round(seconds, 1), "max_tokens": sampling.max_tokens}
-        print(f"  parse rate {label}: {out[label]['parse_rate']:.1%} ({dict(outcomes)})")
-    return out
 
 
 def secondary(part) -> dict:

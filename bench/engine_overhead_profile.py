@@ -22,7 +22,6 @@ import shutil
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import psutil  # noqa: E402
 from common import RESULTS, RespondProgram, machine, save  # noqa: E402
 from engine_overhead import prompts  # noqa: E402
+from raw_vllm import raw_request  # noqa: E402
 
 from synthloop.engines import EngineConfig, Sampling  # noqa: E402
 from synthloop.engines.base import Engine  # noqa: E402
@@ -114,8 +114,6 @@ def summarize(rows: list[dict], seconds: float) -> dict:
 
 
 def raw(engine, rows: list[dict], staggered: bool) -> tuple[dict, list[dict]]:
-    from vllm import SamplingParams
-    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
     t0 = time.perf_counter()
     out_rows: list[dict] = []
@@ -125,15 +123,8 @@ def raw(engine, rows: list[dict], staggered: bool) -> tuple[dict, list[dict]]:
         if staggered:
             await asyncio.sleep(max(0.0, row["sent"] - (time.perf_counter() - t0)))
         sent = time.perf_counter() - t0
-        s = r.sampling
-        params = SamplingParams(n=s.n, temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
-                                stop=list(s.stop) or None, output_kind=RequestOutputKind.FINAL_ONLY,
-                                structured_outputs=StructuredOutputsParams(json=r.json_schema) if r.json_schema
-                                else None)
+        final = await raw_request(engine, r)
         ids = engine.prompt_ids(r.messages)
-        final = None
-        async for o in engine._llm.generate({"prompt_token_ids": ids}, params, request_id=uuid.uuid4().hex):
-            final = o
         out_rows.append({"sent": sent, "done": time.perf_counter() - t0, "tokens": len(final.outputs[0].token_ids),
                          "prompt_tokens": len(ids), "finish": final.outputs[0].finish_reason,
                          "attempt": row["attempt"]})

@@ -13,26 +13,12 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-HH = ROOT.parent / "shared" / "data" / "hh_rlhf" / "harmless-base_test.jsonl.gz"
-MODEL = ROOT / ".cache" / "bench" / "judge_hh" / "model"
-N_PAIRS = 1024
-
-
-def best_of(fn, repeats: int = 2) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main() -> None:
@@ -40,6 +26,7 @@ def main() -> None:
     import onnxruntime as ort
     import torch
     from common import machine, save
+    from judge_throughput import HH, MODEL, N_PAIRS, timed
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from synthloop.judges.preference_data import load_hh_rlhf, render_prompt, render_response
@@ -55,7 +42,7 @@ def main() -> None:
     variants: dict[str, float] = {}
     net = rm._scoring_net()
     with torch.inference_mode():
-        variants["torch_bf16"] = N_PAIRS / best_of(lambda: rm._embed(net, ids, rm.config.batch_size))
+        variants["torch_bf16"] = N_PAIRS / timed(lambda: rm._embed(net, ids, rm.config.batch_size))
     print(f"torch bf16: {variants['torch_bf16']:.0f} pairs/s", flush=True)
 
     class Pooled(torch.nn.Module):  # the encoder plus mean pooling, as the reward model embeds
@@ -96,7 +83,7 @@ def main() -> None:
         session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         for batch_size in (32, 128):
             key = f"{name}_batch{batch_size}"
-            variants[key] = N_PAIRS / best_of(lambda s=session, b=batch_size: embed(s, b))
+            variants[key] = N_PAIRS / timed(lambda s=session, b=batch_size: embed(s, b))
             print(f"{key}: {variants[key]:.0f} pairs/s", flush=True)
     best_onnx = max(v for k, v in variants.items() if k.startswith("onnx"))
     save("judge_throughput_onnx", {
