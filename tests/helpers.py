@@ -1,13 +1,17 @@
-"""Shared test helpers: running the real CLI in a subprocess, writing configs."""
+"""Shared test helpers: running the real CLI in a subprocess, writing configs, a scripted engine."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import yaml
+
+from synthloop.engines.base import Engine
+from synthloop.engines.types import ChatResult, Completion
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_TASKS = ROOT.parent / "shared" / "data" / "self_instruct" / "seed_tasks.jsonl"
@@ -61,3 +65,25 @@ def tiny_generate_config(out_dir: Path, **overrides) -> dict:
     for key, value in overrides.items():
         config[key] = value
     return config
+
+
+class ScriptedEngine(Engine):
+    """Answers each request with `reply(last user message)` (a text, or an exception to raise): for testing
+    parsing and control flow only, never as proof that a feature works with a model."""
+
+    kind = "scripted"
+
+    def __init__(self, reply, *, output_tokens: int = 4):
+        super().__init__("scripted")
+        self.reply, self.output_tokens, self.requests = reply, output_tokens, []
+
+    def submit(self, request):
+        self.requests.append(request)
+        future = concurrent.futures.Future()
+        text = self.reply(request.messages[-1]["content"])
+        if isinstance(text, Exception):
+            future.set_exception(text)
+        else:
+            future.set_result(ChatResult(completions=[Completion(text=text, finish_reason="stop",
+                                                                 output_tokens=self.output_tokens)], prompt_tokens=100))
+        return future

@@ -3,16 +3,14 @@ drop), training through TRL into a judge artifact, and judging with it (parsing,
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 
 import pytest
-from helpers import run_cli, write_config
+from helpers import ScriptedEngine, run_cli, write_config
 from test_llm_judge import ScriptedJudgeEngine
 
-from synthloop.engines.base import Engine
 from synthloop.engines.config import EngineConfig
-from synthloop.engines.types import ChatResult, Completion, EngineError
+from synthloop.engines.types import EngineError
 from synthloop.judges.base import JudgeItem, PairItem, Preference
 from synthloop.judges.generative import build_judge_sft_data, judge_sft_records
 from synthloop.judges.generative_judge import GenerativeJudge, parse_scores
@@ -61,25 +59,12 @@ def _answers(user: str) -> tuple[str, str]:
     return one, two
 
 
-class ScriptedTextEngine(Engine):
+class ScriptedTextEngine(ScriptedEngine):
     """Answers the JudgeLM prompt with text chosen by a rule over the two answers (parsing and control flow only)."""
 
-    kind = "scripted"
-
     def __init__(self, rule):
-        super().__init__("scripted")
-        self.rule, self.requests = rule, []
-
-    def submit(self, request):
-        self.requests.append(request)
-        future = concurrent.futures.Future()
-        text = self.rule(*_answers(request.messages[-1]["content"]))
-        if isinstance(text, Exception):
-            future.set_exception(text)
-        else:
-            future.set_result(ChatResult(completions=[Completion(text=text, finish_reason="stop", output_tokens=4)],
-                                         prompt_tokens=100))
-        return future
+        super().__init__(lambda user: rule(*_answers(user)))
+        self.rule = rule
 
 
 PAIRS = [PairItem(prompt=f"question {i}", a=f"answer one {i}", b=f"answer two {i}") for i in range(4)]

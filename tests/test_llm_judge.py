@@ -3,38 +3,31 @@ constrained verdicts that always parse (tiny random model), and a real judge on 
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import math
 
 import pytest
+from helpers import ScriptedEngine
 
-from synthloop.engines.base import Engine
-from synthloop.engines.types import ChatResult, Completion
 from synthloop.judges.base import JudgeItem, PairItem
 from synthloop.judges.llm_judge import LLMJudge, combine
 
 
-class ScriptedJudgeEngine(Engine):
-    """Answers pairwise verdict requests by a rule over the rendered prompt (control flow only)."""
-
-    kind = "scripted"
-
-    def __init__(self, rule):
-        super().__init__("scripted")
-        self.rule, self.requests = rule, []
-
-    def submit(self, request):
-        self.requests.append(request)
-        user = request.messages[-1]["content"]
+def _verdict(rule):
+    def reply(user: str) -> str:
         a = user.split("[[ ## response_a ## ]]")[1].split("[[ ## response_b ## ]]")[0]
         b = user.split("[[ ## response_b ## ]]")[1].split("[[ ## ")[0]
-        score_a, score_b = self.rule(a.strip(), b.strip())
-        text = json.dumps({"score_a": score_a, "score_b": score_b, "rationale": "scripted"})
-        future = concurrent.futures.Future()
-        future.set_result(ChatResult(completions=[Completion(text=text, finish_reason="stop", output_tokens=9)],
-                                     prompt_tokens=100))
-        return future
+        score_a, score_b = rule(a.strip(), b.strip())
+        return json.dumps({"score_a": score_a, "score_b": score_b, "rationale": "scripted"})
+    return reply
+
+
+class ScriptedJudgeEngine(ScriptedEngine):
+    """Answers pairwise verdict requests by a rule over the two rendered responses (control flow only)."""
+
+    def __init__(self, rule):
+        super().__init__(_verdict(rule), output_tokens=9)
+        self.rule = rule
 
 
 PAIRS = [PairItem(prompt=f"question {i}", a=f"answer one {i}", b=f"answer two {i}") for i in range(6)]
