@@ -10,7 +10,7 @@ setup:
 	@bash scripts/setup.sh
 
 quickstart: setup
-	.venv/bin/synthloop loop configs/quickstart.yaml
+	.venv/bin/synthloop loop configs/loop/quickstart.yaml
 
 test: setup
 	SYNTHLOOP_HOME=$${SYNTHLOOP_HOME:-$(CURDIR)/.cache/synthloop} .venv/bin/python -m pytest -q -ra

@@ -48,7 +48,7 @@ from raw_vllm import raw_request  # noqa: E402
 
 from synthloop.engines import EngineConfig, Sampling  # noqa: E402
 from synthloop.engines.base import Engine  # noqa: E402
-from synthloop.runs.generate import generate  # noqa: E402
+from synthloop.synth.generate import generate  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -181,7 +181,7 @@ def run_dspy_batch(engine: Engine, texts: list[str], sampling: Sampling) -> dict
     from synthloop.engines.dspy_bridge import dspy_lm
 
     counter = Recording(engine)
-    lm = dspy_lm(counter, temperature=sampling.temperature, max_tokens=sampling.max_tokens, seed=0)
+    lm = dspy_lm(counter, sampling.model_copy(update={"seed": 0}))
     examples = [dspy.Example(request=t).with_inputs("request") for t in texts]
     started = time.perf_counter()
     with dspy.context(lm=lm, adapter=SchemaJSONAdapter(), disable_history=True):

@@ -34,7 +34,7 @@ from raw_vllm import raw_request  # noqa: E402
 
 from synthloop.engines import EngineConfig, Sampling  # noqa: E402
 from synthloop.engines.base import Engine  # noqa: E402
-from synthloop.runs.generate import generate  # noqa: E402
+from synthloop.synth.generate import generate  # noqa: E402
 
 
 class Timed(Engine):

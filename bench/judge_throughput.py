@@ -10,7 +10,7 @@ Side by side, on the same 1,024 held-out pairs (real lengths):
 - the same in bfloat16 (AMX / AVX-512-BF16), the default;
 - bfloat16 with 1 torch thread instead of 2;
 - GRPO-shaped scoring: 128 prompts x 8 completions (the 8 share one prompt encoding), per completion.
-Also: held-out accuracy in fp32 vs bf16 of the trained model (when bench/judge_accuracy.py saved it),
+Also: held-out accuracy in fp32 vs bf16 of the trained model (when experiments/judge_accuracy.py saved it),
 so the speed-up is shown not to cost accuracy. Saves bench/results/judge_throughput.json.
 """
 

@@ -24,7 +24,7 @@ import psutil  # noqa: E402
 from common import RespondProgram, machine, save  # noqa: E402
 
 from synthloop.engines import load  # noqa: E402
-from synthloop.runs.generate import generate  # noqa: E402
+from synthloop.synth.generate import generate  # noqa: E402
 from synthloop.testing.openai_server import OpenAIServer  # noqa: E402
 
 N = int(os.environ.get("BENCH_RECORDS", "100000"))

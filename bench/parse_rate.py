@@ -47,7 +47,7 @@ def parse_rates(engine: Engine, texts: list[str]) -> dict:
     from synthloop.engines import sample_context
     from synthloop.engines.dspy_adapter import SchemaJSONAdapter
     from synthloop.engines.dspy_bridge import dspy_lm
-    from synthloop.runs.generate import _classify
+    from synthloop.synth.generate import _classify
 
     sampling = Sampling(temperature=0.7, max_tokens=160)
     out = {}
@@ -55,7 +55,7 @@ def parse_rates(engine: Engine, texts: list[str]) -> dict:
                                    ("unconstrained ChatAdapter (DSPy default)", False, dspy.ChatAdapter()),
                                    ("unconstrained JSONAdapter (prompt only)", False, dspy.JSONAdapter())]:
         engine.supports_json_schema = schema  # off: the bridge sends no schema, the engine does not constrain
-        lm = dspy_lm(engine, temperature=sampling.temperature, max_tokens=sampling.max_tokens, reject_truncated=False)
+        lm = dspy_lm(engine, sampling, reject_truncated=False)
         program = AssessProgram()
 
         async def attempt_all(lm=lm, adapter=adapter, program=program) -> Counter:

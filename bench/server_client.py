@@ -27,7 +27,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 from common import RespondProgram, machine, save  # noqa: E402
 
 from synthloop.engines import ChatRequest, Sampling, load  # noqa: E402
-from synthloop.runs.generate import generate  # noqa: E402
+from synthloop.synth.generate import generate  # noqa: E402
 from synthloop.testing.openai_server import OpenAIServer  # noqa: E402
 
 SLOTS, LATENCY = 64, 0.1

@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:  # lazy: `import synthloop` stays fast; DSPy/
     if name in _SUBMODULES:
         return importlib.import_module(f"synthloop.{name}")
     if name == "generate":
-        from synthloop.runs.generate import generate
+        from synthloop.synth.generate import generate
 
         return generate
     raise AttributeError(f"module 'synthloop' has no attribute {name!r}")

@@ -36,21 +36,21 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     def output_hash(self) -> str:
-        return hashlib.sha256(json.dumps(_output_view(self), sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(output_view(self), sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _output_view(value: Any) -> Any:
+def output_view(value: Any) -> Any:
     if isinstance(value, BaseModel):
         out = {}
         for name, field in type(value).model_fields.items():
             extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
             if extra.get("affects_output", True):
-                out[name] = _output_view(getattr(value, name))
+                out[name] = output_view(getattr(value, name))
         return out
     if isinstance(value, dict):
-        return {str(k): _output_view(v) for k, v in value.items()}
+        return {str(k): output_view(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_output_view(v) for v in value]
+        return [output_view(v) for v in value]
     if isinstance(value, Path):
         return str(value)
     return value
@@ -139,34 +139,53 @@ def format_validation_error(exc: ValidationError, model: type[BaseModel], source
         line = f"{source}: {key}: required key is missing"
     else:
         got = first.get("input")
-        shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
-        line = f"{source}: {key}: {first['msg'][0].lower()}{first['msg'][1:]}"
-        if "credential" not in first["msg"]:  # never echo a secret back
-            line += f" (got {shown})"
+        msg = first["msg"].removeprefix("Value error, ")
+        line = f"{source}: {key}: {msg[0].lower()}{msg[1:]}"
+        if "credential" not in msg and not isinstance(got, dict | list):  # never echo a secret back
+            line += f" (got {got!r})"
     if len(errors) > 1:
         line += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return line
 
 
 def _known_keys(model: type[BaseModel], path: list[str]) -> list[str]:
+    """The keys a mapping at `path` may hold (for did-you-mean), walking lists (`judges.0`) and unions picked by
+    their `kind` (`judges.0.llm`), as pydantic's error locations name them."""
     current: Any = model
     for part in path:
-        fields = getattr(current, "model_fields", None)
-        if not fields or part not in fields:
+        current = _step(current, part)
+        if current is None:
             return []
-        current = _model_of(fields[part].annotation)
-    fields = getattr(current, "model_fields", None) or {}
-    return list(fields)
+    models = _models(current)
+    return list(models[0].model_fields) if len(models) == 1 else []
 
 
-def _model_of(annotation: Any) -> Any:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_of(arg)
-        if found is not None:
-            return found
+def _step(annotation: Any, part: str) -> Any:
+    for model in _models(annotation):
+        if part in model.model_fields:
+            return model.model_fields[part].annotation
+        kind = model.model_fields.get("kind")
+        if kind is not None and kind.default == part:
+            return model
+    if part.isdigit() or part == "[key]":
+        for arg in getattr(annotation, "__args__", ()) or ():
+            return arg if getattr(annotation, "__origin__", None) in (list, tuple, set) else _step(arg, part)
     return None
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation may hold (through Annotated, Optional and unions)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if getattr(annotation, "__origin__", None) in (list, tuple, set, dict):
+        return []
+    out: list[type[BaseModel]] = []
+    for arg in getattr(annotation, "__args__", ()) or ():
+        out += [m for m in _models(arg) if m not in out]
+    meta = getattr(annotation, "__metadata__", None)
+    if meta is not None and hasattr(annotation, "__origin__"):
+        out += [m for m in _models(annotation.__origin__) if m not in out]
+    return out
 
 
 def dump_yaml(config: BaseModel) -> str:

@@ -12,12 +12,13 @@ from helpers import ROOT, run_cli, write_config
 from synthloop.engines.base import Engine
 from synthloop.engines.types import Sampling
 from synthloop.judges.base import VerifierJudge
+from synthloop.judges.panel import Member
 from synthloop.judges.verifiers.span import SpanVerifier
 from synthloop.runs.cache import RequestCache
-from synthloop.runs.generate import generate
 from synthloop.synth import Rewrite, TaskGeneration
 from synthloop.synth.base import load_compiled
 from synthloop.synth.compile import JudgeMetric, OptimizerConfig, compile_program
+from synthloop.synth.generate import generate
 
 PUBMEDQA = ROOT.parent / "shared" / "data" / "pubmedqa" / "ori_pqal.json"
 INPUTS = {"path": str(PUBMEDQA), "columns": {"passage": "CONTEXTS"}}
@@ -47,7 +48,7 @@ def _extractive(**overrides) -> TaskGeneration:
 
 def test_metric_is_the_judge_score_of_kept_records():
     program = _extractive()
-    metric = JudgeMetric(program, VerifierJudge(SpanVerifier()), threshold=1.0)
+    metric = JudgeMetric(program, VerifierJudge(SpanVerifier()))
     passage = "The trial enrolled 120 patients in Boston between 2004 and 2008."
 
     def pred(question, answer):
@@ -66,19 +67,20 @@ def test_metric_is_the_judge_score_of_kept_records():
 
 def test_compile_save_reload_and_generate_with_the_demos(tiny_engine, tmp_path):
     sampling = Sampling(max_tokens=48, temperature=1.0)
-    # threshold 0: on a random model every trace counts, so the demos' plumbing is what is tested here
-    result = compile_program(_extractive(), engine=tiny_engine, judge=VerifierJudge(SpanVerifier()),
-                             out=tmp_path / "compiled", train_size=2, held_out=2, threshold=0.0, sampling=sampling,
+    # min_score 0: on a random model every trace counts, so the demos' plumbing is what is tested here
+    judge = Member(VerifierJudge(SpanVerifier()), min_score=0.0)
+    result = compile_program(_extractive(), engine=tiny_engine, judge=judge, out=tmp_path / "compiled", train_size=2,
+                             held_out=2, sampling=sampling,
                              optimizer=OptimizerConfig(max_bootstrapped_demos=2, max_rounds=1), json_max_chars=12,
                              log=lambda *_: None)
-    key = "generators['extractive_qa']"
-    assert result.demos == {key: 2} and result.before.n == result.after.n == 2
+    key = "generators['extractive_qa']"  # (a trace whose record the program's own filter drops is no demo)
+    assert list(result.demos) == [key] and 1 <= result.demos[key] <= 2 and result.before.n == result.after.n == 2
     state = json.loads(result.path.read_text())
     demos = state[key]["demos"]
-    assert len(demos) == 2 and all({"passage", "question", "answer"} <= set(d) for d in demos)
+    assert len(demos) == result.demos[key] and all({"passage", "question", "answer"} <= set(d) for d in demos)
     assert state["synthloop"]["program"] == "task_generation"
     report = json.loads((result.run / "report.json").read_text())
-    assert report["before"]["n"] == 2 and report["demos"] == {key: 2}
+    assert report["before"]["n"] == 2 and report["demos"] == result.demos
     manifest = json.loads((result.run / "manifest.json").read_text())
     assert manifest["kind"] == "compile" and manifest["status"] == "completed"
     assert len(RequestCache(result.run / "cache.sqlite")) > 0
@@ -115,7 +117,7 @@ def test_compile_and_generate_from_the_cli(tmp_path):
     config = write_config(tmp_path / "tg_compile.yaml", {
         **common, "program": program, "train_size": 2, "held_out": 2,
         "optimizer": {"kind": "bootstrap_fewshot", "max_bootstrapped_demos": 1, "max_rounds": 1},
-        "metric": {"judge": {"kind": "span_in_passage"}, "threshold": 0.0}})
+        "metric": {"kind": "span_in_passage", "min_score": 0.0}})
     compiled = run_cli("compile", str(config))
     assert compiled.returncode == 0, compiled.stderr[-3000:]
     assert "before" in compiled.stdout and "after" in compiled.stdout

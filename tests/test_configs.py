@@ -6,7 +6,7 @@ import pytest
 from helpers import run_cli, tiny_generate_config, write_config
 
 from synthloop.configs import ConfigError, load_config
-from synthloop.runs.config import GenerateConfig
+from synthloop.synth.generate_config import GenerateConfig
 
 
 def _cfg(tmp_path, **overrides):

@@ -11,6 +11,7 @@ from synthloop.engines import sample_context
 from synthloop.engines.base import Engine
 from synthloop.engines.dspy_adapter import SchemaJSONAdapter
 from synthloop.engines.dspy_bridge import TruncatedOutputError, dspy_lm
+from synthloop.engines.types import Sampling
 
 
 class Recording(Engine):
@@ -39,7 +40,7 @@ class Report(dspy.Signature):
 
 def test_every_field_parses_on_a_random_model(tiny_engine):
     engine = Recording(tiny_engine)
-    lm = dspy_lm(engine, max_tokens=200, temperature=1.0, json_max_chars=5)
+    lm = dspy_lm(engine, Sampling(max_tokens=200, temperature=1.0), json_max_chars=5)
     program = dspy.Predict(Report)
 
     async def run_all():
@@ -67,7 +68,7 @@ def test_every_field_parses_on_a_random_model(tiny_engine):
 
 def test_seed_follows_item_and_attempt(tiny_engine):
     engine = Recording(tiny_engine)
-    lm = dspy_lm(engine, max_tokens=120, temperature=1.0, json_max_chars=5)
+    lm = dspy_lm(engine, Sampling(max_tokens=120, temperature=1.0), json_max_chars=5)
     program = dspy.Predict(Report)
     outputs = []
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
@@ -82,7 +83,7 @@ def test_seed_follows_item_and_attempt(tiny_engine):
 
 def test_threads_reach_the_engine_concurrently(tiny_engine):
     """DSPy's own Module.batch (threads) through the sync bridge: still batched by the engine."""
-    lm = dspy_lm(tiny_engine, max_tokens=120, temperature=1.0, seed=3, json_max_chars=5)
+    lm = dspy_lm(tiny_engine, Sampling(max_tokens=120, temperature=1.0, seed=3), json_max_chars=5)
     before = dict(tiny_engine.stats)
     with dspy.context(lm=lm, adapter=SchemaJSONAdapter()):
         examples = [dspy.Example(item=f"x{i}").with_inputs("item") for i in range(16)]
@@ -92,7 +93,7 @@ def test_threads_reach_the_engine_concurrently(tiny_engine):
 
 
 def test_truncated_output_is_an_error_not_a_short_field(tiny_engine):
-    lm = dspy_lm(tiny_engine, max_tokens=3, temperature=1.0, seed=1)
+    lm = dspy_lm(tiny_engine, Sampling(max_tokens=3, temperature=1.0, seed=1))
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()), pytest.raises(Exception) as err:
         dspy.Predict("question -> answer")(question="hi")
     chain, seen = [], err.value

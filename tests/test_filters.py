@@ -152,11 +152,12 @@ def test_unknown_text_column_is_a_clear_error():
         ExactDedup(ExactDedupConfig(field="body")).apply([{"id": 0, "text": "x"}])
 
 
-def test_judge_filter_convenience_with_a_verifier():
-    from synthloop.judges import VerifierJudge
-    from synthloop.judges.verifiers import MathAnswerVerifier
+def test_panel_filter_with_a_verifier():
+    from synthloop.judges.panel import Panel
 
     records = [{"id": i, "question": "2+2?", "response": r, "answer": "#### 4"}
                for i, r in enumerate(["It is 4.", "It is 5.", "no idea"])]
-    kept = VerifierJudge(MathAnswerVerifier()).filter(records, min_score=1.0, reference_field="answer")
+    kept, dropped = Panel.from_specs([{"kind": "math_answer", "reference_field": "answer"}]).filter(records)
     assert [r["id"] for r in kept] == [0] and kept[0]["scores"] == {"verifier:math_answer": 1.0}
+    assert [(r["id"], why.split(" (")[0]) for r, why in dropped] == [(1, "verifier:math_answer: failed"),
+                                                                     (2, "verifier:math_answer: failed")]

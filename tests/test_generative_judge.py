@@ -9,14 +9,13 @@ import pytest
 from helpers import ScriptedEngine, run_cli, write_config
 from test_llm_judge import ScriptedJudgeEngine
 
-from synthloop.engines.config import EngineConfig
 from synthloop.engines.types import EngineError
 from synthloop.judges.base import JudgeItem, PairItem, Preference
 from synthloop.judges.generative import build_judge_sft_data, judge_sft_records
 from synthloop.judges.generative_judge import GenerativeJudge, parse_scores
 from synthloop.judges.generative_train import label_verdicts
 from synthloop.judges.llm_judge import LLMJudge
-from synthloop.judges.spec import JudgeSpec, build_judge
+from synthloop.judges.panel import Panel
 from synthloop.runs.run_dir import RunDir
 
 
@@ -145,23 +144,25 @@ def test_train_command_writes_a_judge_artifact_that_loads_and_judges(tmp_path):
     data = [json.loads(line) for line in (tmp_path / "gen" / "sft_data.jsonl").read_text().splitlines()]
     assert data[0]["messages"][2]["content"].split("\n")[0] in ("8 3", "3 8")
 
-    spec = JudgeSpec(kind="generative", path=model, engine=EngineConfig(kind="transformers"),
-                     generative={"max_tokens": 6})
+    spec = {"kind": "generative", "path": str(model), "engine": {"kind": "transformers"},
+            "sampling": {"max_tokens": 6}}
     cache = tmp_path / "judge_cache.sqlite"
-    with build_judge(spec, cache_path=cache) as built:  # the random tiny model's verdicts do not parse: ties
-        prefs = built.judge.compare(PAIRS[:2])
+    with Panel.from_specs([spec], cache_path=cache) as panel:  # the random tiny model's verdicts do not parse: ties
+        judge = panel.judges[0]
+        prefs = judge.compare(PAIRS[:2])
         assert len(prefs) == 2 and all(p.winner in ("a", "b", "tie") for p in prefs)
-        assert built.judge.max_chars == 120  # the judge cuts inputs as it was trained
-        assert built.judge.describe()["artifact"]["base_model"] == "tiny-random-chat"
-        assert len(built.judge.score([JudgeItem(prompt="q", response="r")])) == 1
-    with build_judge(spec, cache_path=cache) as built:  # a resumed run gets the same verdicts from the cache
-        assert built.judge.compare(PAIRS[:2]) == prefs
-        assert all(r.cached for r in built.judge.engine.generate([built.judge._request("question 0", "answer one 0",
-                                                                                        "answer two 0", None, 0)]))
+        assert judge.max_chars == 120  # the judge cuts inputs as it was trained
+        assert judge.describe()["artifact"]["base_model"] == "tiny-random-chat"
+        assert len(judge.score([JudgeItem(prompt="q", response="r")])) == 1
+    with Panel.from_specs([spec], cache_path=cache) as panel:  # a resumed run gets the same verdicts from the cache
+        judge = panel.judges[0]
+        assert judge.compare(PAIRS[:2]) == prefs
+        assert all(r.cached for r in judge.engine.generate([judge._request("question 0", "answer one 0",
+                                                                            "answer two 0", None, 0)]))
 
 
 @pytest.mark.parametrize("judge, message", [
-    ({"kind": "generative"}, "judge.kind=generative needs judge.path"),
+    ({"kind": "generative"}, "judge.generative.path: required key is missing"),
     ({"kind": "generative", "path": "{tmp}"}, "not a generative judge (no judge.json"),
 ])
 def test_bad_judge_specs_fail_in_one_line(tmp_path, judge, message):
@@ -187,7 +188,7 @@ def test_any_judge_can_teach(tmp_path):
         "kind": "generative", "data": {"hh_rlhf": HH, "limit": 2},
         "generative": {"base_model": "tiny-random-chat", "max_input_chars": 100, "reference_drop": 0.0,
                        "teacher": {"kind": "llm", "engine": {"kind": "transformers", "model": "tiny-random-chat"},
-                                   "llm": {"max_tokens": 48, "swap": False}},
+                                   "sampling": {"max_tokens": 48}, "swap": False},
                        "sft": {"max_steps": 1, "batch_size": 4, "max_length": 256}}})
     metrics = train_generative_judge(cfg, tmp_path / "run", log=lambda m: None)
     assert metrics["teacher"]["judge"] == "llm" and metrics["teacher"]["engine"] == "transformers"

@@ -12,8 +12,8 @@ from synthloop.configs import ConfigError, load_config
 from synthloop.embeddings import load_embedder
 from synthloop.engines.types import Sampling
 from synthloop.judges.false_negatives import EmbeddingGuard
-from synthloop.runs.config import GenerateConfig
-from synthloop.runs.generate import generate
+from synthloop.synth.generate import generate
+from synthloop.synth.generate_config import GenerateConfig
 from synthloop.synth.hard_negatives import HardNegatives, HardNegativesConfig, training_dataset
 from synthloop.synth.negative_mining import BM25Miner, Corpus, EmbeddingMiner, mine
 
@@ -161,7 +161,7 @@ def test_config_errors_are_one_line(tmp_path):
 
 
 def test_cli_runs_the_shipped_config(tmp_path):
-    out = run_cli("generate", "configs/hard_negatives.yaml", "--set", f"output_dir={tmp_path}",
+    out = run_cli("generate", "configs/generate/hard_negatives.yaml", "--set", f"output_dir={tmp_path}",
                   "--set", "engine.kind=transformers", "--set", "engine.model=tiny-random-chat",
                   "--set", "num_records=2", "--set", "program.inputs.limit=3", "--set", "sampling.max_tokens=48",
                   "--set", "engine.json_string_max_chars=40", "--set", "program.sources=[bm25]")

@@ -55,14 +55,14 @@ def test_judge_train_eval_score(tmp_path):
 
 
 def test_llm_judge_eval_on_the_tiny_model(tmp_path):
-    """The LLM-judge path of `judge eval` (what bench/judge_accuracy.py runs on SmolLM2), on a random model."""
+    """The LLM-judge path of `judge eval` (what experiments/judge_accuracy.py runs on SmolLM2), on a random model."""
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": f"good {i}", "rejected": f"bad {i}"}) + "\n"
                              for i in range(4)))
     cfg = write_config(tmp_path / "llm_eval.yaml", {
         "output_dir": str(tmp_path / "runs"), "pairs": {"path": str(pairs)},
         "judge": {"kind": "llm", "engine": {"kind": "transformers", "model": "tiny-random-chat"},
-                  "llm": {"swap": True, "temperature": 1.0, "max_tokens": 48, "rationale_chars": 4}}})
+                  "swap": True, "sampling": {"temperature": 1.0, "max_tokens": 48}, "rationale_chars": 4}})
     result = run_cli("judge", "eval", str(cfg))
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "runs" / "llm_eval" / "eval.json").read_text())

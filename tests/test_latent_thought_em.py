@@ -17,8 +17,9 @@ from conftest import SHARED
 from helpers import popen_cli, run_cli, write_config
 
 from synthloop.loops.config import LoopConfig
-from synthloop.loops.recipes.latent_thought_em import draw_thoughts, estep_stats
-from synthloop.runs.run_dir import RunDir, read_jsonl
+from synthloop.loops.recipes.latent_thought_em.stages import draw_thoughts, estep_stats
+from synthloop.runs.jsonl import read_jsonl
+from synthloop.runs.run_dir import RunDir
 
 GSM8K = SHARED / "gsm8k"
 

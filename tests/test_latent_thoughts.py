@@ -11,8 +11,8 @@ from conftest import SHARED
 from helpers import run_cli
 
 from synthloop.engines.types import Sampling
-from synthloop.runs.generate import generate
 from synthloop.synth import thought_scoring
+from synthloop.synth.generate import generate
 from synthloop.synth.latent_thoughts import LatentThoughts, LatentThoughtsConfig
 
 GSM8K = SHARED / "gsm8k" / "test.jsonl"
@@ -127,7 +127,7 @@ def test_smollm2_prefers_the_thought_that_explains_the_document(smollm2_path):
 
 
 def test_cli_runs_the_shipped_config(tmp_path):
-    out = run_cli("generate", "configs/latent_thoughts.yaml", "--set", f"output_dir={tmp_path}",
+    out = run_cli("generate", "configs/generate/latent_thoughts.yaml", "--set", f"output_dir={tmp_path}",
                   "--set", "engine.kind=transformers", "--set", "engine.model=tiny-random-chat",
                   "--set", "num_records=1", "--set", "program.inputs.limit=2", "--set", "program.num_thoughts=2",
                   "--set", "program.min_thought_words=1", "--set", "sampling.max_tokens=48",

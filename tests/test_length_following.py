@@ -12,7 +12,8 @@ from synthloop.judges.base import JudgeItem
 from synthloop.judges.filters import RepetitionConfig, RepetitionFilter, SimilarityConfig, SimilarityFilter, run_filters
 from synthloop.judges.filters.repetition import repetition_share
 from synthloop.judges.length import LengthFollowingJudge, count_words, length_score, required_length
-from synthloop.loops.recipes.lengthen_text import clean_expansion, round_words, split_parts, tail_words
+from synthloop.judges.panel import Panel
+from synthloop.loops.recipes.self_lengthen.text import clean_expansion, round_words, split_parts, tail_words
 from synthloop.loops.tasks import LongBenchWriteTasks, QuestionTasks
 
 SHARED = __import__("conftest").SHARED
@@ -45,14 +46,16 @@ def test_count_words_english_and_chinese():
 
 
 def test_length_judge_scores_against_the_reference():
-    judge = LengthFollowingJudge(min_score=0.8)
+    panel = Panel.from_specs([{"kind": "length", "min_score": 0.8}])
     text = " ".join(["word"] * 90)
-    verdicts = judge.score([JudgeItem(prompt="p", response=text, reference=100),
-                            JudgeItem(prompt="p", response=text, reference="300 words"),
-                            JudgeItem(prompt="p", response=text, reference=None)])
-    assert verdicts[0].score == pytest.approx(length_score(100, 90) / 100) and verdicts[0].passed is True
-    assert verdicts[1].score == pytest.approx(length_score(300, 90) / 100) and verdicts[1].passed is False
+    items = [JudgeItem(prompt="p", response=text, reference=100),
+             JudgeItem(prompt="p", response=text, reference="300 words"),
+             JudgeItem(prompt="p", response=text, reference=None)]
+    verdicts = LengthFollowingJudge().score(items)
+    assert verdicts[0].score == pytest.approx(length_score(100, 90) / 100)
+    assert verdicts[1].score == pytest.approx(length_score(300, 90) / 100)
     assert math.isnan(verdicts[2].score) and "no required length" in verdicts[2].rationale
+    assert [v.accepted for v in panel.score(items)] == [True, False, False]
     assert required_length("about 250 words") == 250
     with pytest.raises(ValueError):
         required_length("100 to 200")

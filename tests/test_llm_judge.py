@@ -101,7 +101,8 @@ def test_scoring_a_run_goes_through_its_request_cache(tiny_model_path, tmp_path)
     records = [{"messages": [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}
                for i in range(3)]
     cfg = JudgeThresholdConfig(judge={"kind": "llm", "engine": {"kind": "transformers", "model": "tiny-random-chat"},
-                                      "llm": {"temperature": 1.0, "max_tokens": 48, "rationale_chars": 4}})
+                                      "sampling": {"temperature": 1.0, "max_tokens": 48}, "rationale_chars": 4},
+                               drop_rejected=False)
     run_filters(records, [cfg], tmp_path / "scored")
     first = [r["scores"]["llm"] for r in RunDir(tmp_path / "scored").iter_records()]
     cache = RequestCache(tmp_path / "scored" / "cache.sqlite")

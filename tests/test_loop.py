@@ -16,7 +16,8 @@ from helpers import ROOT, popen_cli, run_cli, write_config
 
 from synthloop.loops import run_loop
 from synthloop.loops.config import LoopConfig
-from synthloop.runs.run_dir import RunDir, read_jsonl
+from synthloop.runs.jsonl import read_jsonl
+from synthloop.runs.run_dir import RunDir
 
 TESTS = ROOT / "tests"
 

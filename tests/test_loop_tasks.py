@@ -13,7 +13,7 @@ from synthloop.judges.verifiers import MathAnswerVerifier
 from synthloop.loops.config import LoopConfig
 from synthloop.loops.stages import TasksStage, eval_tasks
 from synthloop.loops.tasks import ArithmeticTasks, DatasetTasks
-from synthloop.runs.run_dir import read_jsonl
+from synthloop.runs.jsonl import read_jsonl
 
 GSM8K = __import__("conftest").SHARED / "gsm8k" / "test.jsonl"
 
@@ -105,7 +105,7 @@ def test_shipped_loop_configs_are_valid():
     from helpers import ROOT
 
     for name in ("quickstart", "gsm8k_loop"):
-        config = load_config(LoopConfig, ROOT / "configs" / f"{name}.yaml")
+        config = load_config(LoopConfig, ROOT / "configs" / "loop" / f"{name}.yaml")
         assert config.rounds >= 2 and config.judges
     with pytest.raises(ConfigError, match="sampling.n must be at least 2"):
-        load_config(LoopConfig, ROOT / "configs" / "quickstart.yaml", ["train.plan=[dpo]", "sampling.n=1"])
+        load_config(LoopConfig, ROOT / "configs" / "loop" / "quickstart.yaml", ["train.plan=[dpo]", "sampling.n=1"])

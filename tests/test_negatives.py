@@ -14,9 +14,9 @@ from helpers import ROOT, run_cli, write_config
 
 from synthloop.configs import ConfigError, load_config
 from synthloop.loops.config import LoopConfig
-from synthloop.loops.recipes.negatives import NegativesConfig, rejected_examples, topr_samples
-from synthloop.loops.train import REDISettings, TOPRSettings, redi, topr
-from synthloop.runs.run_dir import read_jsonl
+from synthloop.loops.recipes.negatives.recipe import NegativesConfig, rejected_examples, topr_samples
+from synthloop.runs.jsonl import read_jsonl
+from synthloop.train import REDISettings, TOPRSettings, redi, topr
 
 
 def _msg(role: str, text: str) -> list[dict]:
@@ -64,8 +64,8 @@ def _ordered_batch(trainer) -> dict:
 def test_redi_loss_is_the_papers_objective(tmp_path, tiny_model_path):
     import datasets
 
-    from synthloop.loops.train.redi import pair_sequences
-    from synthloop.loops.train.sequence_trainers import REDITrainer
+    from synthloop.train.redi import pair_sequences
+    from synthloop.train.sequence_trainers import REDITrainer
 
     model, tokenizer = _load(tiny_model_path)
     rows = list(pair_sequences(_pairs(3)))
@@ -85,7 +85,7 @@ def test_redi_loss_is_the_papers_objective(tmp_path, tiny_model_path):
 def test_topr_loss_tapers_negatives_only(tmp_path, tiny_model_path):
     import datasets
 
-    from synthloop.loops.train.sequence_trainers import TOPRTrainer
+    from synthloop.train.sequence_trainers import TOPRTrainer
 
     model, tokenizer = _load(tiny_model_path)
     prompt = _msg("user", "What is 3 plus 3?")
@@ -179,7 +179,7 @@ def test_negative_methods_are_checked_in_the_config():
                     overrides=["recipe.kind=negatives", "train.plan=[topr]", "sampling.top_p=0.9"])
     with pytest.raises(ConfigError, match="alpha"):
         load_config(LoopConfig, data=base, overrides=["recipe.kind=negatives", "recipe.redi.alpha=1.5"])
-    cfg = load_config(LoopConfig, ROOT / "configs" / "negatives.yaml", ["train.plan=[topr]"])
+    cfg = load_config(LoopConfig, ROOT / "configs" / "loop" / "negatives.yaml", ["train.plan=[topr]"])
     assert cfg.recipe.kind == "negatives" and cfg.recipe.redi.alpha == 0.8 and cfg.train.method(3) == "topr"
 
 

@@ -13,8 +13,8 @@ import pytest
 from pydantic import BaseModel
 
 from synthloop.engines import ChatRequest, EngineError, Sampling, load
-from synthloop.runs.generate import generate
 from synthloop.synth.base import SynthProgram
+from synthloop.synth.generate import generate
 from synthloop.testing.openai_server import Faults, OpenAIServer
 
 
@@ -278,7 +278,7 @@ def test_dspy_stock_adapters_parse_the_fake_server(tmp_path):
         try:
             outcomes = defaultdict(list)
             for adapter in (dspy.ChatAdapter(), dspy.JSONAdapter()):
-                with dspy.context(lm=dspy_lm(engine, max_tokens=200), adapter=adapter):
+                with dspy.context(lm=dspy_lm(engine, Sampling(max_tokens=200)), adapter=adapter):
                     for i in range(4):
                         p = dspy.Predict(Answer)(question=f"what is {i}?")
                         outcomes[type(adapter).__name__].append((type(p.answer), type(p.confidence)))
@@ -359,7 +359,7 @@ def test_default_concurrency_keeps_a_queue_behind_the_wire_limit(tmp_path):
 def test_credentials_in_the_url_are_refused_without_echoing_them():
     from helpers import run_cli
 
-    result = run_cli("generate", "configs/self_instruct.yaml", "--set", "engine.kind=openai",
+    result = run_cli("generate", "configs/generate/self_instruct.yaml", "--set", "engine.kind=openai",
                      "--set", "engine.base_url=http://me:sk-secret-99@127.0.0.1:9/v1")
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "engine.api_key_env" in lines[0]

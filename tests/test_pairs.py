@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from synthloop.judges.base import JudgeItem, VerifierJudge
+from synthloop.judges.panel import Member, Panel
 from synthloop.judges.verifiers import MathAnswerVerifier
-from synthloop.loops.judging import MathAnswerJudgeSpec, Panel
 from synthloop.loops.pairs import preference_pairs, sft_examples
 
 PROMPT = [{"role": "user", "content": "Ana has 3 apples and buys 4 more. How many apples does she have?"}]
@@ -55,14 +55,14 @@ def test_sft_rows_keep_distinct_accepted_answers():
 def test_panel_accepts_by_verdict_and_ranks_by_weighted_score():
     from loop_judges import DistinctChars
 
-    panel = Panel([MathAnswerJudgeSpec()])
-    panel.specs.append(MathAnswerJudgeSpec(weight=3.0, min_score=0.0))  # a second judge accepting everything
-    panel.judges.append(DistinctChars())
+    # a second judge accepting everything (min_score 0), three times the weight
+    panel = Panel.from_specs([{"kind": "math_answer"}])
+    panel.members.append(Member(DistinctChars(), weight=3.0, min_score=0.0))
     items = [JudgeItem(prompt="q", response="The answer is 7.", reference="7"),
              JudgeItem(prompt="q", response="It is 6.", reference="7")]
     right, wrong = panel.score(items)
-    assert right["accepted"] and not wrong["accepted"]
-    assert right["scores"]["verifier:math_answer"] == 1.0 and wrong["scores"]["verifier:math_answer"] == 0.0
+    assert right.accepted and not wrong.accepted and wrong.reason.startswith("verifier:math_answer: failed")
+    assert right.scores["verifier:math_answer"] == 1.0 and wrong.scores["verifier:math_answer"] == 0.0
     expected = (1.0 + 3.0 * DistinctChars().score(items[:1])[0].score) / 4.0
-    assert abs(right["score"] - expected) < 1e-9
+    assert abs(right.score - expected) < 1e-9
     assert VerifierJudge(MathAnswerVerifier()).name in panel.names

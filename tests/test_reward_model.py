@@ -8,6 +8,7 @@ import math
 import pytest
 
 from synthloop.judges.base import JudgeItem
+from synthloop.judges.panel import Member, Panel
 from synthloop.judges.preference_data import PreferencePair, load_hh_rlhf, pairs_from_ranked, split_hh_dialogue
 from synthloop.judges.reward_model import RewardModel, TrainConfig
 
@@ -76,8 +77,8 @@ def test_reward_model_as_a_filter(trained):
     records = [{"id": i, "messages": [{"role": "user", "content": f"How do I {t}?"},
                                       {"role": "assistant", "content": (HELPFUL if i % 2 == 0 else RUDE).format(t=t)}]}
                for i, t in enumerate(TOPICS[16:])]
-    cfg = JudgeThresholdConfig(judge={"kind": "reward_model", "path": "unused"}, min_score=0.0)
-    result = JudgeThreshold(cfg, rm).apply(records)
+    cfg = JudgeThresholdConfig(judge={"kind": "reward_model", "path": "unused", "min_score": 0.0})
+    result = JudgeThreshold(cfg, Panel([Member(rm, min_score=0.0)])).apply(records)
     assert sorted(r["id"] for r in result.kept) == [0, 2, 4, 6]
     assert all("reward_model" in r["scores"] for r in result.kept)
     assert all(d.reason.startswith("reward_model: score") for d in result.dropped)

@@ -9,11 +9,12 @@ from helpers import ROOT
 from synthloop.configs import ConfigError, load_config
 from synthloop.engines.types import Sampling
 from synthloop.judges.base import JudgeItem
+from synthloop.judges.panel import Panel
 from synthloop.judges.similarity import EmbeddingSimilarityJudge
-from synthloop.runs.config import GenerateConfig
-from synthloop.runs.generate import generate
 from synthloop.runs.inputs import DatasetInput
 from synthloop.synth import Rewrite, SkillMix
+from synthloop.synth.generate import generate
+from synthloop.synth.generate_config import GenerateConfig
 
 SOURCE = ("The lace plant produces perforations in its leaves through programmed cell death. The cells at the "
           "centre of each areole die first, and the death spreads outwards until it stops about five cells from "
@@ -51,10 +52,11 @@ def test_faithfulness_check_drops_unfaithful_rewrites_with_the_reason():
 
 
 def test_similarity_judge_scores_closeness_to_the_reference():
-    judge = EmbeddingSimilarityJudge(threshold=0.6)
-    close, far = judge.score([JudgeItem(prompt="", response=FAITHFUL, reference=SOURCE),
-                              JudgeItem(prompt=SOURCE, response=UNRELATED)])
-    assert close.passed and not far.passed and 0 <= far.score < close.score <= 1
+    items = [JudgeItem(prompt="", response=FAITHFUL, reference=SOURCE), JudgeItem(prompt=SOURCE, response=UNRELATED)]
+    close, far = EmbeddingSimilarityJudge().score(items)
+    assert 0 <= far.score < 0.6 <= close.score <= 1
+    panel = Panel.from_specs([{"kind": "embedding_similarity", "min_score": 0.6}])
+    assert [v.accepted for v in panel.score(items)] == [True, False]
 
 
 def test_rewrite_run_on_tiny_model(tiny_engine, tmp_path):

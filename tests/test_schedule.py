@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, popen_cli, run_cli, write_config
 
-from synthloop.runs.run_dir import read_jsonl
+from synthloop.runs.jsonl import read_jsonl
 from synthloop.schedule.config import InboxConfig, PromotionRules
 from synthloop.schedule.inbox import Inbox
 from synthloop.schedule.promotion import decide
@@ -160,8 +160,8 @@ def test_print_cron_snippets_are_valid(tmp_path):
 def test_config_errors_are_one_line(tmp_path):
     base = schedule_config(tmp_path, {0: 0.5})
     cases = [
-        (dict(base, rounds=3), [], "rounds: value error, has no meaning in a schedule"),
-        (dict(base, promotion={"metric": "accuracy"}), [], "promotion.metric: value error, unknown held-out metric"),
+        (dict(base, rounds=3), [], "rounds: has no meaning in a schedule"),
+        (dict(base, promotion={"metric": "accuracy"}), [], "promotion.metric: unknown held-out metric"),
         (base, ["--once", "--every", "1h"], "--once runs one tick now"),
         (base, [], "give exactly one of --every"),
         (base, ["--cron", "0 3 * *"], "not a cron expression"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from helpers import SEED_TASKS
 
 from synthloop.engines.types import Sampling
-from synthloop.runs.generate import generate
+from synthloop.synth.generate import generate
 from synthloop.synth.self_instruct import SelfInstruct, clean_task, load_seed_tasks
 
 

@@ -14,9 +14,10 @@ import pytest
 from synthloop.judges.length import count_words, length_score
 from synthloop.loops import run_loop
 from synthloop.loops.config import LoopConfig
-from synthloop.loops.recipes.lengthen_stages import LOOPING_SHARE
-from synthloop.loops.recipes.lengthen_text import round_words
-from synthloop.runs.run_dir import RunDir, read_jsonl
+from synthloop.loops.recipes.self_lengthen.stages import LOOPING_SHARE
+from synthloop.loops.recipes.self_lengthen.text import round_words
+from synthloop.runs.jsonl import read_jsonl
+from synthloop.runs.run_dir import RunDir
 
 SHARED = __import__("conftest").SHARED
 STAGES = ["tasks", "sample", "extend", "filter", "build", "train-generator", "train-extender", "evaluate"]
@@ -33,14 +34,14 @@ def lengthen_config(out: Path, **overrides) -> dict:
                   "eval_count": None, "per_round": 3},
         "sampling": {"n": 2, "max_tokens": 40, "temperature": 1.0},
         "eval": {"max_tokens": 24},
-        "judges": [{"kind": "python", "factory": "synthloop.judges.length:LengthFollowingJudge", "min_score": 0.5}],
+        "judges": [{"kind": "length", "min_score": 0.5}],
         # the tiny model writes noise: thresholds that let its text through, so every stage has data
         "recipe": {"kind": "self_lengthen", "targets": [20, 40], "min_draft_words": 1, "min_growth": 1.0,
                    "include_truncated": True,
                    "filters": [{"kind": "repetition", "field": "text", "max_share": 0.99},
                                {"kind": "similarity", "field": "expansions", "to": "parts", "min": -1.0},
                                {"kind": "similarity", "field": "text", "to": "instruction", "min": -1.0}],
-                   "quality": {"llm": {"max_tokens": 48}}},
+                   "quality": {"llm": {"sampling": {"max_tokens": 48}}}},
         "train": {"sft": {"max_steps": 1, "batch_size": 4, "learning_rate": 1e-3}},
         "rounds": 2,
         "concurrency": 8,

@@ -13,11 +13,11 @@ from helpers import SEED_TASKS, run_cli
 
 from synthloop.configs import ConfigError, load_config
 from synthloop.engines.types import Sampling
-from synthloop.runs.append_log import AppendLog, next_part
-from synthloop.runs.config import GenerateConfig
-from synthloop.runs.generate import generate
+from synthloop.runs.jsonl import AppendLog, next_part
 from synthloop.runs.run_dir import RunConflictError, RunDir
 from synthloop.synth import SkillExtraction, SkillInventory, SkillMix, build, build_inventory
+from synthloop.synth.generate import generate
+from synthloop.synth.generate_config import GenerateConfig
 from synthloop.synth.skill_inventory import normalize_skill
 from synthloop.synth.skillmix import coverage, draw_skill_sets
 

@@ -19,8 +19,7 @@ from rich.console import Console
 from synthloop.configs import ConfigError
 from synthloop.loops import run_loop
 from synthloop.loops.config import LoopConfig
-from synthloop.loops.report import round_table
-from synthloop.loops.stat.profile import (
+from synthloop.loops.recipes.stat.profile import (
     UNLABELED,
     allocate,
     build_profile,
@@ -29,9 +28,11 @@ from synthloop.loops.stat.profile import (
     skill_shares,
     weighted_draw,
 )
-from synthloop.loops.stat.stages import majority_answer
+from synthloop.loops.recipes.stat.stages import majority_answer
+from synthloop.loops.report import round_table
 from synthloop.loops.state import LoopState
-from synthloop.runs.run_dir import RunDir, read_jsonl
+from synthloop.runs.jsonl import read_jsonl
+from synthloop.runs.run_dir import RunDir
 from synthloop.synth.skill_inventory import Skill, SkillInventory
 
 SKILLS = ["add", "sub", "mul", "div"]
@@ -209,7 +210,8 @@ def test_teacher_labels_skills_and_writes_skillmix_tasks(tmp_path):
         tmp_path / "skills.yaml")
     recipe = {"variant": "syn", "labels": "teacher", "inventory": str(skills_file),
               "teacher_sampling": {"temperature": 1.0, "max_tokens": 48},
-              "syn": {"source": "skillmix", "tasks": 4, "verify": "none", "min_response_words": 1, "max_tokens": 64,
+              "syn": {"source": "skillmix", "tasks": 4, "verify": "none", "min_response_words": 1,
+                      "writing": {"max_tokens": 64}, "consistency": {"max_tokens": 64},
                       "query_types": ["word problem"]}}
     state, syn = _run(stat_config(tmp_path, recipe), tmp_path / "teacher")
     run = tmp_path / "teacher"

@@ -11,10 +11,10 @@ from helpers import ROOT
 
 from synthloop.configs import ConfigError, load_config
 from synthloop.engines.types import Sampling
-from synthloop.runs.config import GenerateConfig
-from synthloop.runs.generate import generate
 from synthloop.runs.inputs import DatasetInput
 from synthloop.synth import TaskGeneration, build
+from synthloop.synth.generate import generate
+from synthloop.synth.generate_config import GenerateConfig
 
 PUBMEDQA = ROOT.parent / "shared" / "data" / "pubmedqa" / "ori_pqal.json"
 

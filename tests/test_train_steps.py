@@ -8,7 +8,7 @@ import pytest
 
 from synthloop.engines import ChatRequest, EngineConfig, Sampling
 from synthloop.engines.transformers_engine import TransformersEngine
-from synthloop.loops.train import LoraSettings, SFTSettings, sft
+from synthloop.train import LoraSettings, SFTSettings, sft
 
 
 def _rows(n: int = 24) -> list[dict]:
@@ -56,7 +56,7 @@ def test_sft_reads_jsonl_and_rejects_empty_data(tmp_path, tiny_model_path):
     result = sft(model=tiny_model_path, data=data, out=tmp_path / "a", config=SFTSettings(max_steps=2, batch_size=4),
                  progress=False)
     assert result.steps == 2
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="sft: no examples to train on"):
         sft(model=tiny_model_path, data=[], out=tmp_path / "b", progress=False)
 
 

@@ -18,8 +18,9 @@ from synthloop.configs import load_config
 from synthloop.judges.self_consistency import majority, math_key, text_key
 from synthloop.loops import run_loop
 from synthloop.loops.config import LoopConfig
-from synthloop.loops.recipes.test_time_stages import kept_problems, labelled
-from synthloop.runs.run_dir import RunDir, read_jsonl
+from synthloop.loops.recipes.ttsi.stages import kept_problems, labelled
+from synthloop.runs.jsonl import read_jsonl
+from synthloop.runs.run_dir import RunDir
 from synthloop.synth.similar_problems import SimilarProblems
 
 STAGES = ["probe", "synthesize", "solve", "verify", "train-sft", "answer", "report"]
@@ -46,8 +47,9 @@ def tt_config(out: Path, **overrides) -> dict:
         "judges": [{"kind": "math_answer", "min_score": 0.0},
                    {"kind": "python", "factory": "loop_judges:make", "min_score": 0.0}],
         "recipe": {"kind": "tt_si", "probe": {"answer_key": "text", "min_agreement": 0.6},
-                   "synthesis": {"per_input": 2, "max_tokens": 64, "min_words": 1},
-                   "verify": {"samples": 3, "label": "majority", "min_agreement": 0.0, "max_per_problem": 2,
+                   "synthesis": {"per_input": 2, "sampling": {"max_tokens": 64}, "min_words": 1},
+                   "verify": {"samples": 3, "sampling": {"max_tokens": 12}, "label": "majority", "min_agreement": 0.0,
+                              "max_per_problem": 2,
                               "include_truncated": True}},
         "train": {"sft": {"max_steps": 3, "batch_size": 4, "learning_rate": 1e-3, "lora": {"r": 4}}},
         "rounds": 1,
@@ -120,7 +122,7 @@ def test_config_errors(tmp_path):
     with pytest.raises(ValueError, match="teacher"):
         LoopConfig.model_validate({**base, "recipe": {"kind": "tt_d"}})
     for name, kind in (("tt_si", "tt_si"), ("tt_d", "tt_d")):  # the shipped configs load as they are
-        assert load_config(LoopConfig, ROOT / "configs" / f"{name}.yaml").recipe.kind == kind
+        assert load_config(LoopConfig, ROOT / "configs" / "loop" / f"{name}.yaml").recipe.kind == kind
     path = write_config(tmp_path / "bad.yaml", tt_config(tmp_path / "runs"))
     result = run_cli("loop", str(path), "--set", "recipe.probe.answer_key=number")
     lines = [line for line in result.stderr.splitlines() if line.strip()]

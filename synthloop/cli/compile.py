@@ -14,7 +14,8 @@ from synthloop.cli.generate import ResumeOption
 
 
 def compile_cmd(
-    config: Annotated[Path, typer.Argument(help="A compile config, e.g. configs/compile_task_generation.yaml.")],
+    config: Annotated[Path, typer.Argument(
+        help="A compile config, e.g. configs/compile/compile_task_generation.yaml.")],
     set_: SetOption = None,
     resume: ResumeOption = "if-unchanged",
 ) -> None:
@@ -28,9 +29,9 @@ def compile_cmd(
 
     Examples:
 
-      synthloop compile configs/compile_task_generation.yaml
+      synthloop compile configs/compile/compile_task_generation.yaml
 
-      synthloop compile configs/compile_task_generation.yaml --set optimizer.kind=mipro_v2 --set name=tg-mipro
+      synthloop compile configs/compile/compile_task_generation.yaml --set optimizer.kind=mipro_v2 --set name=tg-mipro
     """
     from synthloop.configs import ConfigError
 
@@ -39,7 +40,8 @@ def compile_cmd(
     quiet_libraries()
     from synthloop import engines, synth
     from synthloop.configs import dump_yaml
-    from synthloop.synth.compile import CompileConfig, compile_program, make_judge
+    from synthloop.judges.panel import Panel
+    from synthloop.synth.compile import CompileConfig, compile_program
 
     cfg = load(CompileConfig, config, set_)
     if cfg.program.compiled is not None:
@@ -49,18 +51,19 @@ def compile_cmd(
     with console.status(f"starting the {engines.resolve_kind(cfg.engine.kind)} engine..."):
         engine = engines.from_config(cfg.engine, log=console.print)
     console.print(f"engine ready in {time.time() - started:.0f} s")
+    panel = Panel.from_specs([cfg.metric], where="metric", log=console.print)
     try:
         result = compile_program(
-            program, engine=engine, judge=make_judge(cfg.metric.judge), out=cfg.output_dir / (cfg.name or config.stem),
-            train_size=cfg.train_size, held_out=cfg.held_out, optimizer=cfg.optimizer,
-            reference=cfg.metric.reference, threshold=cfg.metric.threshold, sampling=cfg.sampling.to_sampling(),
+            program, engine=engine, judge=panel.members[0], out=cfg.output_dir / (cfg.name or config.stem),
+            train_size=cfg.train_size, held_out=cfg.held_out, optimizer=cfg.optimizer, sampling=cfg.sampling,
             seed=cfg.seed, json_max_chars=cfg.engine.json_string_max_chars, resume=resume,
             config_yaml=dump_yaml(cfg), log=console.print,
         )
     finally:
+        panel.close()
         engine.close()
-    table = Table(title=f"{program.name}: {cfg.metric.judge.kind} on {cfg.held_out} held-out inputs")
-    for column in ("", "mean score", f"score >= {cfg.metric.threshold:g}", "kept by filter", "why not"):
+    table = Table(title=f"{program.name}: {cfg.metric.kind} on {cfg.held_out} held-out inputs")
+    for column in ("", "mean score", "accepted", "kept by filter", "why not"):
         table.add_column(column)
     for label, ev in (("before", result.before), ("after", result.after)):
         why = ", ".join(f"{k}: {v}" for k, v in list(ev.reasons.items())[:3])

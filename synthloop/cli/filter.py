@@ -14,7 +14,7 @@ ResumeOption = Annotated[str, typer.Option("--resume", help="if-unchanged | alwa
 
 
 def filter_command(
-    source: Annotated[Path, typer.Argument(help="A filter config (configs/filter.yaml), or a run directory / "
+    source: Annotated[Path, typer.Argument(help="A filter config (configs/filter/filter.yaml), or a run directory / "
                                                 "dataset to filter with the default filters plus the options below.")],
     set_: SetOption = None,
     judge: Annotated[Path | None, typer.Option("--judge", help="A reward-model directory: drop records it scores "
@@ -32,7 +32,7 @@ def filter_command(
 
     Examples:
 
-      synthloop filter configs/filter.yaml --set input.path=runs/self_instruct
+      synthloop filter configs/filter/filter.yaml --set input.path=runs/self_instruct
 
       synthloop filter runs/self_instruct --judge runs/judge_hh/model --min-score 0 --diversity 500
     """
@@ -55,8 +55,8 @@ def filter_command(
     for path in decontaminate or []:
         filters.append({"kind": "decontaminate", "eval_sets": [{"path": str(path)}]})
     if judge is not None:
-        filters.append({"kind": "judge_threshold", "judge": {"kind": "reward_model", "path": str(judge)},
-                        "min_score": min_score})
+        filters.append({"kind": "judge_threshold",
+                        "judge": {"kind": "reward_model", "path": str(judge), "min_score": min_score}})
     elif min_score is not None:
         raise ConfigError("--min-score needs --judge")
     if diversity is not None:

@@ -24,7 +24,7 @@ ResumeOption = Annotated[
 
 
 def generate(
-    config: Annotated[Path, typer.Argument(help="A generation config, e.g. configs/self_instruct.yaml.")],
+    config: Annotated[Path, typer.Argument(help="A generation config, e.g. configs/generate/self_instruct.yaml.")],
     set_: SetOption = None,
     resume: ResumeOption = "if-unchanged",
 ) -> None:
@@ -35,9 +35,9 @@ def generate(
 
     Examples:
 
-      synthloop generate configs/self_instruct.yaml --set num_records=200
+      synthloop generate configs/generate/self_instruct.yaml --set num_records=200
 
-      synthloop generate configs/self_instruct.yaml --set engine.kind=transformers --set engine.model=./my-ckpt
+      synthloop generate configs/generate/self_instruct.yaml --set engine.kind=transformers --set engine.model=./my-ckpt
     """
     if resume not in ("if-unchanged", "always", "never"):
         from synthloop.configs import ConfigError
@@ -46,14 +46,14 @@ def generate(
     quiet_libraries()
     from synthloop import engines, synth
     from synthloop.configs import dump_yaml
-    from synthloop.runs.config import GenerateConfig
-    from synthloop.runs.generate import generate as run_generate
-    from synthloop.runs.generate import run_identity
     from synthloop.runs.run_dir import RunDir
+    from synthloop.synth.generate import generate as run_generate
+    from synthloop.synth.generate import run_identity
+    from synthloop.synth.generate_config import GenerateConfig
 
     cfg = load(GenerateConfig, config, set_)
     program = synth.build(cfg.program)
-    sampling = cfg.sampling.to_sampling()
+    sampling = cfg.sampling
     identity = run_identity(program, engines.describe_config(cfg.engine), sampling, cfg.seed, caller_inputs=False)
     target = RunDir.target(cfg.output_dir / (cfg.name or config.stem), identity=identity, resume=resume)  # fail fast
     verb = "resuming" if target.exists() else "starting"

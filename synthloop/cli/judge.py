@@ -34,13 +34,13 @@ def train(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-
     Writes runs/<name>/model/ (the artifact: for the reward model config.json, metrics.json, encoder/, head.pt;
     for a generative judge a checkpoint any engine loads plus judge.json) and metrics.json.
 
-      synthloop judge train configs/judge_hh.yaml --set train.epochs=1
-      synthloop judge train configs/judge_generative.yaml --set data.limit=300
+      synthloop judge train configs/judge/judge_hh.yaml --set train.epochs=1
+      synthloop judge train configs/judge/judge_generative.yaml --set data.limit=300
     """
     quiet_libraries()
     from synthloop.configs import dump_yaml
     from synthloop.judges.commands import JudgeTrainConfig, train_reward_model
-    from synthloop.runs.progress import make_progress
+    from synthloop.progress import make_progress
 
     cfg = load(JudgeTrainConfig, config, set_)
     run_path = cfg.output_dir / (cfg.name or config.stem)
@@ -97,8 +97,8 @@ def evaluate(config: ConfigArg, set_: SetOption = None) -> None:
     """Pairwise accuracy of a judge against human preferences (hh-rlhf held-out part by default), with
     length and chance baselines; for an LLM judge with swap, the swap-consistency rate too.
 
-      synthloop judge eval configs/judge_eval.yaml --set judge.path=runs/judge_hh/model
-      synthloop judge eval configs/judge_eval_llm.yaml --set data.eval_limit=100
+      synthloop judge eval configs/judge/judge_eval.yaml --set judge.path=runs/judge_hh/model
+      synthloop judge eval configs/judge/judge_eval_llm.yaml --set data.eval_limit=100
     """
     quiet_libraries()
     from synthloop.judges.commands import JudgeEvalConfig, evaluate_judge
@@ -121,7 +121,7 @@ def evaluate(config: ConfigArg, set_: SetOption = None) -> None:
 def score(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-unchanged") -> None:
     """Score every record of a run or dataset with a judge; scores land in each record's `scores`.
 
-      synthloop judge score configs/judge_score.yaml --set input.path=runs/self_instruct
+      synthloop judge score configs/judge/judge_score.yaml --set input.path=runs/self_instruct
     """
     quiet_libraries()
     from synthloop.configs import dump_yaml
@@ -131,7 +131,7 @@ def score(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-
     cfg = load(JudgeScoreConfig, config, set_)
     run_path = cfg.output_dir / (cfg.name or config.stem)
     with console.status(f"scoring with {cfg.judge.kind}..."):
-        report = run_filters(cfg.input, [JudgeThresholdConfig(judge=cfg.judge)], run_path,
+        report = run_filters(cfg.input, [JudgeThresholdConfig(judge=cfg.judge, drop_rejected=False)], run_path,
                              input_name=str(cfg.input.path), resume=_resume(resume), config_yaml=dump_yaml(cfg),
                              log=lambda m: console.print(m, highlight=False))
     stage = report.filters[0]

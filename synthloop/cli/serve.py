@@ -40,7 +40,7 @@ def serve(
 
     Then point any OpenAI client, or synthloop itself, at it:
 
-      synthloop generate configs/self_instruct.yaml --set engine.kind=openai
+      synthloop generate configs/generate/self_instruct.yaml --set engine.kind=openai
           --set engine.base_url=http://127.0.0.1:8000/v1 --set engine.model=smollm2-135m-instruct
     """
     from synthloop.configs import load_config

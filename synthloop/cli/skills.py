@@ -8,25 +8,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from synthloop.cli.common import console, fail, out, quiet_libraries
+from synthloop.cli.common import console, fail, open_run, out, quiet_libraries
 
 app = typer.Typer(
     help="Instruct-SkillMix skills: build the inventory from a skill_extraction run, show it, check coverage.\n\n"
-    "  synthloop generate configs/skill_extraction.yaml      # stage 1: which skills do examples need\n\n"
+    "  synthloop generate configs/generate/skill_extraction.yaml      # stage 1: which skills do examples need\n\n"
     "  synthloop skills build runs/skill_extraction           # cluster names -> runs/skill_extraction/skills.yaml\n\n"
-    "  synthloop generate configs/skillmix.yaml               # stage 2: records mixing k drawn skills\n\n"
+    "  synthloop generate configs/generate/skillmix.yaml               # stage 2: records mixing k drawn skills\n\n"
     "  synthloop skills coverage runs/skillmix                # how evenly kept records cover skill pairs",
     no_args_is_help=True,
 )
-
-
-def _run(path: Path):
-    from synthloop.runs.run_dir import RunDir
-
-    run = RunDir(path)
-    if not run.exists():
-        fail(f"{path}: not a run directory (no manifest.json)")
-    return run
 
 
 @app.command("build")
@@ -42,7 +33,7 @@ def build(
     quiet_libraries()
     from synthloop.synth.skill_inventory import build_inventory
 
-    run = _run(run_path)
+    run = open_run(run_path)
     if not 0 < similarity <= 1:
         fail(f"--similarity {similarity}: expected a value in (0, 1]")
     try:
@@ -86,7 +77,7 @@ def coverage_cmd(
     from synthloop.synth.skill_inventory import SkillInventory
     from synthloop.synth.skillmix import coverage
 
-    run = _run(run_path)
+    run = open_run(run_path)
     if inventory_path is not None:
         names = SkillInventory.load(inventory_path).names()
     else:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Coroutine, Sequence
@@ -51,7 +52,7 @@ class Engine(ABC):
         """Run a batch: everything is submitted before anything is awaited, so the engine stays full."""
         futures = [self.submit(r) for r in requests]
         if progress:
-            from synthloop.runs.progress import wait_with_progress
+            from synthloop.progress import wait_with_progress
 
             wait_with_progress(futures, progress)
         return [f.result() for f in futures]
@@ -70,7 +71,7 @@ class Engine(ABC):
         `result.token_logprobs` the per-token values."""
         futures = [self.submit_score(r) for r in requests]
         if progress:
-            from synthloop.runs.progress import wait_with_progress
+            from synthloop.progress import wait_with_progress
 
             wait_with_progress(futures, progress)
         return [f.result() for f in futures]
@@ -132,3 +133,15 @@ class LoopThread:
         self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+def run_sync(make_coro: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+    """Run a coroutine to completion from sync code, also when the caller is itself inside an event loop (then in
+    a worker thread, with the caller's context variables: DSPy's settings travel along)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(make_coro())
+    context = contextvars.copy_context()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(context.run, lambda: asyncio.run(make_coro())).result()

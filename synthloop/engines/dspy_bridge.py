@@ -5,7 +5,7 @@ DSPy 3.4 takes custom engines as objects with `complete(lm15.Request) -> lm15.Re
 JSONAdapter sends each signature's output schema, which the engine enforces by constrained decoding
 (bounded by `json_schema.bound_schema` so it always closes): small models then return parseable
 fields on every call. Calls from many threads or tasks reach the engine concurrently, where they
-are batched; `synthloop.runs.generate` runs a program over a dataset that way.
+are batched; `synthloop.synth.generate` runs a program over a dataset that way.
 
 Plain chat calls (what DSPy's adapters make) take a fast path straight into the engine (`EngineLM`):
 DSPy 3.4's own call path costs ~0.5 ms of CPU per call (two thread-pool hops, request normalisation,
@@ -58,49 +58,52 @@ class _Translator:
         self.json_max_chars = json_max_chars
         self.reject_truncated = reject_truncated
 
+    def _sampling(self, seed: int | None, **given: Any) -> Sampling:
+        """The run's `Sampling` with what this call sets itself (DSPy's per-call config, an optimizer's `n`);
+        the seed is the call's own, else the item's (runner), else the defaults'."""
+        if seed is None:
+            ctx = sample_context.current()
+            seed = ctx.seed if ctx else self.defaults.seed
+        update = {k: v for k, v in given.items() if v is not None}
+        if "stop" in update:
+            stop = update["stop"]
+            update["stop"] = (stop,) if isinstance(stop, str) else tuple(stop)
+            if not update["stop"]:
+                del update["stop"]
+        return self.defaults.model_copy(update={**update, "seed": seed})
+
+    @staticmethod
+    def _sample_index() -> int:
+        ctx = sample_context.current()
+        return ctx.attempt if ctx else 0
+
     def chat_request(self, request: Request) -> ChatRequest:
         c = request.config
-        ctx = sample_context.current()
-        seed = c.seed if c.seed is not None else (ctx.seed if ctx else self.defaults.seed)
-        sampling = Sampling(
-            temperature=c.temperature if c.temperature is not None else self.defaults.temperature,
-            top_p=c.top_p if c.top_p is not None else self.defaults.top_p,
-            max_tokens=c.max_tokens or self.defaults.max_tokens,
-            seed=seed,
-            stop=tuple(c.stop) or self.defaults.stop,
-        )
+        sampling = self._sampling(c.seed, temperature=c.temperature, top_p=c.top_p, max_tokens=c.max_tokens or None,
+                                  stop=c.stop or None)
         schema = None
         fmt = c.response_format
         if fmt and fmt.get("type") == "json_schema" and self.engine.supports_json_schema:
             schema = bound_schema(fmt["schema"], sampling.max_tokens, self.json_max_chars)
-        return ChatRequest(
-            messages=_messages(request), sampling=sampling, json_schema=schema, sample_index=ctx.attempt if ctx else 0
-        )
+        return ChatRequest(messages=_messages(request), sampling=sampling, json_schema=schema,
+                           sample_index=self._sample_index())
 
     def chat_request_from_kwargs(self, messages: list[dict[str, Any]], kw: dict[str, Any]) -> ChatRequest:
         """The same request as `chat_request`, from an OpenAI-style call (the fast path)."""
-        d = self.defaults
-        ctx = sample_context.current()
         seed = kw.get("seed")
-        if seed is None:
-            seed = ctx.seed if ctx else d.seed
         rollout = kw.get("rollout_id")
-        if rollout is not None and seed is not None:  # DSPy asks for distinct samples with rollout ids
-            seed = sample_context.derive_seed(seed, 0, int(rollout) if isinstance(rollout, int) else hash(rollout))
-        stop = kw.get("stop")
-        sampling = Sampling(
-            temperature=kw["temperature"] if kw.get("temperature") is not None else d.temperature,
-            top_p=kw["top_p"] if kw.get("top_p") is not None else d.top_p,
-            max_tokens=kw.get("max_tokens") or kw.get("max_completion_tokens") or d.max_tokens,
-            n=kw.get("n") or 1,
-            seed=seed,
-            stop=(stop,) if isinstance(stop, str) else tuple(stop) if stop else d.stop,
-        )
+        if rollout is not None:  # DSPy asks for distinct samples with rollout ids
+            base = self._sampling(seed).seed
+            if base is not None:
+                seed = sample_context.derive_seed(base, 0, int(rollout) if isinstance(rollout, int) else hash(rollout))
+        sampling = self._sampling(seed, temperature=kw.get("temperature"), top_p=kw.get("top_p"),
+                                  max_tokens=kw.get("max_tokens") or kw.get("max_completion_tokens"),
+                                  n=kw.get("n"), stop=kw.get("stop"))
         schema = None
         if self.engine.supports_json_schema:
             schema = self._schema(kw.get("response_format"), sampling.max_tokens)
         return ChatRequest(messages=tuple(messages), sampling=sampling, json_schema=schema,
-                           sample_index=ctx.attempt if ctx else 0)
+                           sample_index=self._sample_index())
 
     _schemas: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -219,21 +222,11 @@ class EngineLM(dspy.LM):
         return self._finish(messages, kw, request, result)
 
 
-def dspy_lm(
-    engine: Engine,
-    *,
-    temperature: float = 0.7,
-    max_tokens: int = 256,
-    top_p: float = 1.0,
-    seed: int | None = None,
-    json_max_chars: int | None = None,
-    reject_truncated: bool = True,
-    **kwargs: Any,
-) -> dspy.LM:
-    """A `dspy.LM` backed by `engine`. DSPy's own cache and retries are off: runs have a request cache
-    on disk and retry with fresh samples themselves."""
-    defaults = Sampling(temperature=temperature, max_tokens=max_tokens, top_p=top_p, seed=seed)
-    options = dict(defaults=defaults, json_max_chars=json_max_chars, reject_truncated=reject_truncated)
+def dspy_lm(engine: Engine, sampling: Sampling | None = None, *, json_max_chars: int | None = None,
+            reject_truncated: bool = True, **kwargs: Any) -> dspy.LM:
+    """A `dspy.LM` backed by `engine`, sampling with `sampling` unless a call sets its own values. DSPy's own
+    cache and retries are off: runs have a request cache on disk and retry with fresh samples themselves."""
+    options = dict(defaults=sampling or Sampling(), json_max_chars=json_max_chars, reject_truncated=reject_truncated)
     return EngineLM(
         translator=_Translator(engine, **options),
         model=f"synthloop/{engine.model}",
@@ -241,8 +234,6 @@ def dspy_lm(
         async_engine=AsyncBridgeEngine(engine, **options),
         cache=False,
         num_retries=0,
-        temperature=temperature,
-        max_tokens=max_tokens,
         **kwargs,
     )
 

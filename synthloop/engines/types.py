@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from collections.abc import Collection
+from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 FinishReason = Literal["stop", "length", "error"]
 
@@ -23,6 +24,29 @@ class Sampling(BaseModel):
     n: int = Field(1, ge=1, description="Completions per request.")
     seed: int | None = Field(None, description="Sampling seed; the same request and seed give the same output.")
     stop: tuple[str, ...] = Field((), description="Strings that end a completion.")
+
+
+def sampling_config(description: str, *, keys: Collection[str] = ("temperature", "top_p", "max_tokens", "stop"),
+                    **defaults: Any) -> Any:
+    """A config field typed as `Sampling`, with this context's defaults (a loop samples at 0.8, evaluates greedily)
+    and only the keys that mean something here (a run's seed is the run's, not the section's):
+
+        sampling: sampling_config("How answers are sampled.", keys=("n", "temperature"), n=8, temperature=0.8)
+
+    A YAML section sets any of `keys`; the others keep the defaults. The value is the engine's own `Sampling`,
+    handed to the engine as it is."""
+    default = Sampling(**defaults)
+    allowed = set(keys)
+
+    def merge(value: Any) -> Any:
+        if isinstance(value, Sampling) or not isinstance(value, dict):
+            return value
+        elsewhere = sorted((set(value) & set(Sampling.model_fields)) - allowed)
+        if elsewhere:
+            raise ValueError(f"{elsewhere[0]} is not set in this section (it sets: {', '.join(sorted(allowed))})")
+        return {**default.model_dump(), **value}  # an unknown key fails in Sampling itself (extra keys forbidden)
+
+    return Annotated[Sampling, BeforeValidator(merge), Field(default=default, description=description)]
 
 
 class ChatRequest(BaseModel):

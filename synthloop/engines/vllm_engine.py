@@ -23,11 +23,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from synthloop import env
 from synthloop.engines.base import Engine, LoopThread
 from synthloop.engines.config import EngineConfig
+from synthloop.engines.processes import ChildProcesses
 from synthloop.engines.types import (
     ChatRequest,
     ChatResult,
@@ -40,19 +39,6 @@ from synthloop.engines.types import (
 
 #: prompts shorter than this (characters) are tokenized on the event loop, longer ones in a worker thread
 _INLINE_CHARS = 16_000
-
-
-def _children() -> list[psutil.Process]:
-    with contextlib.suppress(psutil.Error):
-        return psutil.Process().children(recursive=True)
-    return []
-
-
-def _is_resource_tracker(p: psutil.Process) -> bool:
-    """multiprocessing's resource tracker lives as long as this process, whoever started it."""
-    with contextlib.suppress(psutil.Error):
-        return any("resource_tracker" in part for part in p.cmdline())
-    return False
 
 
 def vllm_available() -> bool:
@@ -105,14 +91,14 @@ class VLLMEngine(Engine):
         # the next step instead of idling while the caller's next request is formatted and sent
         self.preferred_in_flight = cfg.max_num_seqs + max(16, cfg.max_num_seqs // 4)
         self._loop = self.loop_thread = LoopThread("synthloop-vllm")
-        before = {p.pid for p in _children()}
+        # the processes this engine starts (EngineCore and its workers), so close() can wait for them to exit
+        self._procs = ChildProcesses()
         try:
-            self._llm = self._loop.call(self._build(AsyncEngineArgs(**args)))
+            with self._procs.track():
+                self._llm = self._loop.call(self._build(AsyncEngineArgs(**args)))
         except Exception:
             self._loop.stop()
             raise
-        # the processes this engine started (EngineCore and its workers), so close() can wait for them to exit
-        self._procs = [p for p in _children() if p.pid not in before and not _is_resource_tracker(p)]
         self._closed = False
 
     @staticmethod
@@ -230,20 +216,7 @@ class VLLMEngine(Engine):
             self._loop.stop()
             del self._llm
             gc.collect()
-            self._reap()
-
-    def _reap(self, timeout: float = 30.0) -> None:
-        """Wait until the engine's processes have exited (their memory is free only then: a training step right
-        after close() must not meet a still-exiting EngineCore); what outlives `timeout` is terminated."""
-        _, alive = psutil.wait_procs(getattr(self, "_procs", []), timeout=timeout)
-        for p in alive:
-            with contextlib.suppress(psutil.Error):
-                p.terminate()
-        _, alive = psutil.wait_procs(alive, timeout=5)
-        for p in alive:
-            with contextlib.suppress(psutil.Error):
-                p.kill()
-        self._procs = []
+            self._procs.reap()
 
     async def _stop_output_handler(self) -> None:
         handler = getattr(self._llm, "output_handler", None)

@@ -4,8 +4,9 @@ compare two (by default through its scores; judges with a real pairwise mode ove
     judge.score([JudgeItem(prompt=..., response=..., reference=...)])  -> [Judgement(score=...)]
     judge.compare([PairItem(prompt=..., a=..., b=...)])                  -> [Preference(winner="a")]
 
-Loops rank samples with `score`, build preference pairs from it and use it as a reward; filters keep
-records whose score clears a bound. A programmatic verifier becomes a judge with `VerifierJudge`.
+Loops rank samples with `score`, build preference pairs from it and use it as a reward; what is accepted
+is decided by a `synthloop.judges.panel.Panel` of judges. A programmatic verifier becomes a judge with
+`VerifierJudge`.
 """
 
 from __future__ import annotations
@@ -73,15 +74,8 @@ class Judge(ABC):
         """Provenance: goes into every record a judge scored."""
         return {"judge": self.name}
 
-    def filter(self, records: Sequence[dict[str, Any]], *, min_score: float,
-               reference_field: str | None = None) -> list[dict[str, Any]]:
-        """The records this judge scores at least `min_score` (one batch), each with its score added under
-        `scores[<judge name>]`. For a report of what was dropped and why, use the judge_threshold filter."""
-        from synthloop.judges.spec import record_item
-
-        verdicts = self.score([record_item(r, reference_field) for r in records])
-        return [{**r, "scores": {**(r.get("scores") or {}), self.name: v.score}}
-                for r, v in zip(records, verdicts, strict=True) if v.score >= min_score]  # NaN never passes
+    def close(self) -> None:  # noqa: B027 - judges without resources need no close
+        """Free what the judge holds (a model-backed judge: its engine handle and request cache)."""
 
 
 class VerifierJudge(Judge):

@@ -14,6 +14,7 @@ from pydantic import Field
 from synthloop.configs import RUNTIME, Config
 from synthloop.judges.base import PairItem
 from synthloop.judges.generative_train import GenerativeTrainSettings
+from synthloop.judges.panel import Panel
 from synthloop.judges.preference_data import (
     PreferencePair,
     load_hh_rlhf,
@@ -22,9 +23,10 @@ from synthloop.judges.preference_data import (
     render_response,
 )
 from synthloop.judges.reward_model import RewardModelConfig, TrainConfig
-from synthloop.judges.spec import JudgeSpec, build_judge, record_item
+from synthloop.judges.spec import JudgeSpec
 from synthloop.runs.inputs import DatasetInput
-from synthloop.runs.run_dir import ResumePolicy, RunDir, atomic_write
+from synthloop.runs.jsonl import atomic_write
+from synthloop.runs.run_dir import ResumePolicy, RunDir
 
 HH_RLHF = Path("../shared/data/hh_rlhf/harmless-base_test.jsonl.gz")
 
@@ -73,11 +75,11 @@ class PreferenceData(Config):
 def ranked_pairs(source: RankedSource, log: Callable[[str], None] | None = None) -> list[PreferencePair]:
     records = list(DatasetInput(path=source.path).rows())
     if source.judge is not None:
-        with build_judge(source.judge, log=log) as built:
-            verdicts = built.judge.score([record_item(r, source.judge.reference_field) for r in records])
+        with Panel.from_specs([source.judge], where="data.ranked.judge", log=log) as panel:
+            verdicts = panel.score_records(records)
         values = {id(r): v.score for r, v in zip(records, verdicts, strict=True)}
         return pairs_from_ranked(records, lambda r: values[id(r)], min_margin=source.min_margin,
-                                 source=f"{source.path}:{built.judge.name}")
+                                 source=f"{source.path}:{panel.names[0]}")
     if source.score_field is None:
         raise ValueError(f"data.ranked {source.path}: set score_field or judge")
 
@@ -160,8 +162,8 @@ def evaluate_judge(cfg: JudgeEvalConfig, run_path: Path, *, log: Callable[[str],
                       b=render_response(p.chosen if f else p.rejected)) for p, f in zip(pairs, flips, strict=True)]
     started = time.time()
     out: dict[str, Any] = {"pairs": len(pairs)}
-    with build_judge(cfg.judge, cache_path=None, log=log) as built:
-        judge = built.judge
+    with Panel.from_specs([cfg.judge], where="judge", log=log) as panel:
+        judge = panel.judges[0]
         out["judge"] = judge.describe()
         if cfg.judge.kind in ("llm", "generative"):
             from synthloop.judges.llm_judge import combine

@@ -84,7 +84,7 @@ def judge_sft_records(pairs: Sequence[PairItem], verdicts: Sequence[Preference],
 def build_judge_sft_data(pairs: Sequence[PairItem], teacher: Judge, out: str | Path, *, swap: bool = True,
                          reference_drop: float = 0.5, seed: int = 0) -> Path:
     """Ask `teacher` for verdicts on every pair (one batch) and write the SFT records as a run directory."""
-    from synthloop.runs.append_log import AppendLog
+    from synthloop.runs.jsonl import AppendLog
     from synthloop.runs.run_dir import RunDir
 
     verdicts = teacher.compare(list(pairs))

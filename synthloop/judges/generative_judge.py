@@ -29,10 +29,11 @@ from pydantic import Field
 
 from synthloop.configs import Config
 from synthloop.engines.base import Engine
-from synthloop.engines.types import ChatRequest, Sampling
+from synthloop.engines.types import ChatRequest, sampling_config
 from synthloop.judges.base import Judge, JudgeItem, Judgement, PairItem, Preference
 from synthloop.judges.generative import SYSTEM, judge_prompt
-from synthloop.judges.llm_judge import FAILED, _cut_end, _cut_start, combine
+from synthloop.judges.llm_judge import FAILED, combine
+from synthloop.text import cut_end, cut_start
 
 ARTIFACT_FILE = "judge.json"
 NO_ANSWER = "(no answer)"
@@ -45,8 +46,9 @@ class GenerativeJudgeConfig(Config):
         "auto", description="auto: show an item's reference answer when it has one; drop: never show references.")
     explain: bool = Field(False, description="Also generate the explanation after the scores line (slower; it "
                                              "lands in each verdict's rationale).")
-    max_tokens: int = Field(16, ge=4, description="Token budget of one verdict (raise it with explain: true).")
-    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature of the verdicts (0: greedy).")
+    sampling: sampling_config("How verdicts are sampled (greedy by default; max_tokens is the budget of one verdict: "
+                              "raise it with explain: true).", keys=("temperature", "top_p", "max_tokens"),
+                              temperature=0.0, max_tokens=16)
     max_input_chars: int | None = Field(
         None, ge=50, description="Questions, answers and references longer than this are cut (questions keep their "
         "end, answers their start). Default: the cut the judge was trained with (its judge.json), else 1000.")
@@ -63,8 +65,8 @@ def parse_scores(text: str) -> tuple[float, float] | None:
 
 def cut_texts(question: str, a: str, b: str, reference: str | None, max_chars: int) -> tuple[str, str, str, str | None]:
     """The same cuts in training and judging: long multi-turn questions keep their end, answers their start."""
-    return (_cut_end(question, max_chars), _cut_start(a, max_chars), _cut_start(b, max_chars),
-            None if reference is None else _cut_start(reference, max_chars))
+    return (cut_end(question, max_chars), cut_start(a, max_chars), cut_start(b, max_chars),
+            None if reference is None else cut_start(reference, max_chars))
 
 
 def read_artifact(path: str | Path) -> dict[str, Any]:
@@ -88,6 +90,9 @@ class GenerativeJudge(Judge):
         self.artifact = artifact or {}
         self.max_chars = self.config.max_input_chars or int(self.artifact.get("max_input_chars", 1000))
 
+    def close(self) -> None:
+        self.engine.close()
+
     def describe(self) -> dict[str, Any]:
         return {"judge": self.name, **self.engine.describe(), "config": self.config.model_dump(mode="json"),
                 "artifact": {k: v for k, v in self.artifact.items() if k in ("base_model", "teacher", "train_pairs")}}
@@ -100,8 +105,8 @@ class GenerativeJudge(Judge):
 
     def _request(self, question: str, a: str, b: str, reference: str | None, index: int) -> ChatRequest:
         question, a, b, reference = cut_texts(question, a, b, reference, self.max_chars)
-        sampling = Sampling(temperature=self.config.temperature, max_tokens=self.config.max_tokens,
-                            seed=self.config.seed + index, stop=() if self.config.explain else ("\n",))
+        sampling = self.config.sampling.model_copy(update={"seed": self.config.seed + index,
+                                                           "stop": () if self.config.explain else ("\n",)})
         return ChatRequest(messages=({"role": "system", "content": SYSTEM},
                                      {"role": "user", "content": judge_prompt(question, a, b, reference)}),
                            sampling=sampling, sample_index=index)

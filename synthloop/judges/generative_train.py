@@ -5,7 +5,7 @@
          labels (`teacher: labels`: the chosen answer gets label_scores[0], the rejected one label_scores[1],
          the explanation says honestly "Human annotators preferred Assistant N.")
       -> JudgeLM SFT records (`judge_sft_records`: swap augmentation, reference support/drop)
-      -> `synthloop.loops.train.sft` (TRL SFTTrainer)
+      -> `synthloop.train.sft` (TRL SFTTrainer)
       -> runs/<name>/model/: a checkpoint every engine loads, plus judge.json saying what it is;
          use it as `judge: {kind: generative, path: runs/<name>/model}`.
 """
@@ -27,8 +27,9 @@ from synthloop.judges.generative import judge_sft_records
 from synthloop.judges.generative_judge import ARTIFACT_FILE, cut_texts
 from synthloop.judges.preference_data import PreferencePair, render_prompt, render_response
 from synthloop.judges.spec import JudgeSpec
-from synthloop.loops.train.config import SFTSettings
-from synthloop.runs.run_dir import ResumePolicy, RunDir, atomic_write
+from synthloop.runs.jsonl import atomic_write
+from synthloop.runs.run_dir import ResumePolicy, RunDir
+from synthloop.train.config import SFTSettings
 
 
 class GenerativeTrainSettings(Config):
@@ -77,8 +78,8 @@ def pair_items(pairs: Sequence[PreferencePair], seed: int, max_chars: int) -> tu
 def train_generative_judge(cfg, run_path: Path, *, resume: ResumePolicy = "if-unchanged",
                            config_yaml: str | None = None, log: Callable[[str], None] = print) -> dict[str, Any]:
     """`synthloop judge train` with `kind: generative` (cfg is a JudgeTrainConfig); returns the metrics."""
-    from synthloop.judges.spec import build_judge
-    from synthloop.loops.train import sft
+    from synthloop.judges.panel import Panel
+    from synthloop.train import sft
 
     settings: GenerativeTrainSettings = cfg.generative
     identity = {"kind": "judge_train_generative", "config": json.loads(cfg.model_dump_json())}
@@ -89,10 +90,12 @@ def train_generative_judge(cfg, run_path: Path, *, resume: ResumePolicy = "if-un
         teacher: dict[str, Any] = {"judge": "labels", "scores": list(settings.label_scores)}
         verdicts = label_verdicts(flips, settings.label_scores)
     else:
-        with build_judge(settings.teacher, cache_path=run.path / "teacher_cache.sqlite", log=log) as built:
-            teacher = built.judge.describe()
-            log(f"teacher {built.judge.name}: judging {len(items)} pairs")
-            verdicts = built.judge.compare(items)
+        with Panel.from_specs([settings.teacher], cache_path=run.path / "teacher_cache.sqlite",
+                              where="generative.teacher", log=log) as panel:
+            judge = panel.judges[0]
+            teacher = judge.describe()
+            log(f"teacher {judge.name}: judging {len(items)} pairs")
+            verdicts = judge.compare(items)
     records = judge_sft_records(items, verdicts, swap=settings.swap, reference_drop=settings.reference_drop,
                                 seed=settings.seed)
     if not records:

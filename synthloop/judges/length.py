@@ -58,13 +58,11 @@ def required_length(reference: Any) -> int:
 
 class LengthFollowingJudge(Judge):
     """S_l / 100 of each response against its item's reference (the required length in words); a judge, a
-    loop panel member, or a GRPO reward (`synthloop.loops.train.judge_reward`). `min_score` makes it pass/fail."""
+    panel member (`{kind: length, min_score: 0.8}` makes it pass/fail), or a GRPO reward
+    (`synthloop.judges.rewards.judge_reward`)."""
 
     name = "length_following"
     scale = (0.0, 1.0)
-
-    def __init__(self, min_score: float | None = None):
-        self.min_score = min_score
 
     def score(self, items: Sequence[JudgeItem]) -> list[Judgement]:
         out = []
@@ -76,9 +74,8 @@ class LengthFollowingJudge(Judge):
                 continue
             words = count_words(item.response)
             s = length_score(required, words) / 100.0
-            out.append(Judgement(score=s, passed=None if self.min_score is None else s >= self.min_score,
-                                 rationale=f"{words} words for {required} required: S_l {100 * s:.1f}"))
+            out.append(Judgement(score=s, rationale=f"{words} words for {required} required: S_l {100 * s:.1f}"))
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {"judge": self.name, "min_score": self.min_score}
+        return {"judge": self.name}

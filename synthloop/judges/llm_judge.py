@@ -19,9 +19,8 @@ yields a NaN score / a tie whose rationale starts with "judge failed" rather tha
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import dspy
@@ -29,9 +28,10 @@ from pydantic import Field
 
 from synthloop.configs import Config
 from synthloop.engines import sample_context
-from synthloop.engines.base import Engine
+from synthloop.engines.base import Engine, run_sync
 from synthloop.engines.dspy_adapter import SchemaJSONAdapter
 from synthloop.engines.dspy_bridge import dspy_lm
+from synthloop.engines.types import sampling_config
 from synthloop.judges.base import Judge, JudgeItem, Judgement, PairItem, Preference
 from synthloop.prompts.judge import (
     CompareResponses,
@@ -39,6 +39,7 @@ from synthloop.prompts.judge import (
     ScoreResponse,
     ScoreResponseWithReference,
 )
+from synthloop.text import cut_end, cut_start
 
 FAILED = "judge failed"
 
@@ -48,32 +49,15 @@ class LLMJudgeConfig(Config):
     reference: Literal["auto", "drop"] = Field(
         "auto", description="auto: show the item's reference answer to the judge when it has one; "
         "drop: never show references (JudgeLM's reference drop).")
-    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature of the verdicts (0: greedy).")
-    max_tokens: int = Field(96, ge=16, description="Token budget of one verdict (scores + rationale).")
+    sampling: sampling_config("How verdicts are sampled (greedy by default; max_tokens is the budget of one verdict: "
+                              "scores + rationale).", keys=("temperature", "top_p", "max_tokens"), temperature=0.0,
+                              max_tokens=96)
     rationale_chars: int = Field(160, ge=1, description="Longest rationale, in characters (bounded by the schema).")
     max_input_chars: int = Field(
         3000, ge=100, description="Prompts, responses and references longer than this are cut "
         "(prompts keep their end, responses their start), so long inputs fit the context.")
     attempts: int = Field(2, ge=1, description="Tries per verdict; a retry draws a fresh sample (new seed).")
     seed: int = Field(0, description="Base seed of the verdicts' sampling.")
-
-
-def _cut_end(text: str, n: int) -> str:
-    return text if len(text) <= n else "..." + text[-n:]
-
-
-def _cut_start(text: str, n: int) -> str:
-    return text if len(text) <= n else text[:n] + "..."
-
-
-def _run_sync(coro_fn: Callable[[], Awaitable[Any]]) -> Any:
-    """Run a coroutine from sync code, also when the caller is already inside an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(coro_fn())
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(coro_fn())).result()
 
 
 class LLMJudge(Judge):
@@ -84,13 +68,22 @@ class LLMJudge(Judge):
         config = config or LLMJudgeConfig()
         self.config = config.model_copy(update=overrides) if overrides else config
         self.engine = engine
-        self.lm = dspy_lm(engine, temperature=self.config.temperature, max_tokens=self.config.max_tokens,
-                          json_max_chars=min(self.config.rationale_chars, max(8, self.config.max_tokens - 40)))
-        self.adapter = SchemaJSONAdapter() if engine.supports_json_schema else dspy.ChatAdapter()
+        rationale_chars = min(self.config.rationale_chars, max(8, self.config.sampling.max_tokens - 40))
+        self.lm = dspy_lm(engine, self.config.sampling, json_max_chars=rationale_chars)
+        self._adapter: dspy.Adapter | None = None  # asks the engine: decided on the first verdict, not at build time
         self.pointwise = dspy.Predict(ScoreResponse)
         self.pointwise_ref = dspy.Predict(ScoreResponseWithReference)
         self.pairwise = dspy.Predict(CompareResponses)
         self.pairwise_ref = dspy.Predict(CompareResponsesWithReference)
+
+    @property
+    def adapter(self) -> dspy.Adapter:
+        if self._adapter is None:
+            self._adapter = SchemaJSONAdapter() if self.engine.supports_json_schema else dspy.ChatAdapter()
+        return self._adapter
+
+    def close(self) -> None:
+        self.engine.close()
 
     def describe(self) -> dict[str, Any]:
         return {"judge": self.name, **self.engine.describe(), "config": self.config.model_dump(mode="json")}
@@ -99,13 +92,13 @@ class LLMJudge(Judge):
     def _reference(self, reference: Any) -> str | None:
         if self.config.reference == "drop" or reference is None or str(reference).strip() == "":
             return None
-        return _cut_start(str(reference), self.config.max_input_chars)
+        return cut_start(str(reference), self.config.max_input_chars)
 
     def _prompt(self, prompt: str) -> str:
-        return _cut_end(prompt, self.config.max_input_chars)
+        return cut_end(prompt, self.config.max_input_chars)
 
     def _response(self, response: str) -> str:
-        return _cut_start(response, self.config.max_input_chars)
+        return cut_start(response, self.config.max_input_chars)
 
     # -- one verdict -------------------------------------------------------------------------------
     async def _call(self, index: int, predictor: dspy.Predict, **inputs: Any) -> dspy.Prediction | Exception:
@@ -138,7 +131,7 @@ class LLMJudge(Judge):
         return out
 
     def score(self, items: Sequence[JudgeItem]) -> list[Judgement]:
-        return _run_sync(lambda: self.ascore(items))
+        return run_sync(lambda: self.ascore(items))
 
     async def acompare_orders(self, pairs: Sequence[PairItem], swap: bool | None = None) -> list[list[Preference]]:
         """Each pair's verdict per order (a-b, then b-a when swapping), mapped back to (a, b)."""
@@ -163,11 +156,11 @@ class LLMJudge(Judge):
         return [combine(v) for v in await self.acompare_orders(pairs)]
 
     def compare(self, pairs: Sequence[PairItem]) -> list[Preference]:
-        return _run_sync(lambda: self.acompare(pairs))
+        return run_sync(lambda: self.acompare(pairs))
 
     def compare_orders(self, pairs: Sequence[PairItem], swap: bool | None = None) -> list[list[Preference]]:
         """Sync `acompare_orders` (for benchmarks: accuracy with and without swap from the same calls)."""
-        return _run_sync(lambda: self.acompare_orders(pairs, swap))
+        return run_sync(lambda: self.acompare_orders(pairs, swap))
 
 
 def _short(exc: BaseException) -> str:

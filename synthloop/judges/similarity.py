@@ -21,9 +21,8 @@ class EmbeddingSimilarityJudge(Judge):
     name = "embedding_similarity"
     scale = (0.0, 1.0)
 
-    def __init__(self, model: str = DEFAULT_EMBEDDER, threshold: float | None = None):
+    def __init__(self, model: str = DEFAULT_EMBEDDER):
         self.model = model
-        self.threshold = threshold
 
     def score(self, items: Sequence[JudgeItem]) -> list[Judgement]:
         if not items:
@@ -33,13 +32,12 @@ class EmbeddingSimilarityJudge(Judge):
         n = len(items)
         cosines = np.clip(np.sum(vectors[:n] * vectors[n:], axis=1), 0.0, 1.0)
         return [
-            Judgement(score=float(c), passed=None if self.threshold is None else bool(c >= self.threshold),
-                      rationale=f"cosine {c:.2f}")
+            Judgement(score=float(c), rationale=f"cosine {c:.2f}")
             for c in cosines
         ]
 
     def describe(self) -> dict:
-        return {"judge": self.name, "model": self.model, "threshold": self.threshold}
+        return {"judge": self.name, "model": self.model}
 
 
 def embed(texts: list[str], model: str = DEFAULT_EMBEDDER) -> np.ndarray:

@@ -1,122 +1,198 @@
-"""The `judge:` section of configs: which judge, built how. Used by `synthloop judge score|eval` and
-the judge-threshold filter.
+"""The one judge spec: every place that takes judges (a loop's `judges`, `synthloop filter`'s judge_threshold,
+`synthloop compile`'s metric, `synthloop judge score|eval`) takes these, and any judge works in any of them.
 
-    judge: {kind: reward_model, path: runs/judge-hh/model}
-    judge: {kind: verifier, verifier: math_answer, reference_field: answer}
-    judge: {kind: llm, engine: {kind: vllm, model: smollm2-135m-instruct}, llm: {swap: true}}
-    judge: {kind: generative, path: runs/gen_judge/model, engine: {kind: vllm, dtype: float32}}
+    judges:
+      - {kind: math_answer}                                        # verifiers: pass/fail against the reference
+      - {kind: ifeval}                                             # (ifeval, code, span_in_passage too)
+      - {kind: reward_model, path: runs/judge_hh/model, weight: 0.5}
+      - {kind: llm, engine: {model: smollm2-135m-instruct}, min_score: 6}
+      - {kind: length, min_score: 0.8}                             # S_l / 100 against the required length
+      - {kind: python, factory: mypkg.judges:build, options: {...}}
+
+Every spec has `build(engines=...)` -> a `Judge`, and the acceptance fields the panel applies (`weight`,
+`min_score`, `max_score`: see `synthloop.judges.panel`). Judges that need a model (llm, generative) ask the
+`EnginePool` they are given for a handle under the role "judge", so whoever runs them owns the engine.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from synthloop.configs import Config
 from synthloop.engines.config import EngineConfig
-from synthloop.judges.base import Judge, JudgeItem, VerifierJudge
+from synthloop.engines.pool import EnginePool
+from synthloop.judges.base import Judge, VerifierJudge
 from synthloop.judges.generative_judge import GenerativeJudgeConfig
 from synthloop.judges.llm_judge import LLMJudgeConfig
-from synthloop.judges.preference_data import record_prompt_response
 
 
-class JudgeSpec(Config):
-    kind: Literal["reward_model", "llm", "verifier", "generative"] = Field(
-        description="reward_model: a trained artifact (fast); llm: any engine as a judge; verifier: a "
-                    "programmatic check (math_answer, ifeval, ifeval_loose, code); generative: a fine-tuned "
-                    "JudgeLM-style judge (`synthloop judge train` with kind: generative) on any engine.")
-    path: Path | None = Field(None, description="reward_model / generative: the artifact directory "
-                                                "(`synthloop judge train`).")
-    verifier: str | None = Field(None, description="verifier: its name.")
-    engine: EngineConfig = Field(EngineConfig(), description="llm / generative: the engine that judges (for "
-                                                             "generative, its model is replaced by path).")
-    llm: LLMJudgeConfig = Field(LLMJudgeConfig(), description="llm: debiasing and decoding.")
-    generative: GenerativeJudgeConfig = Field(GenerativeJudgeConfig(),
-                                              description="generative: debiasing and decoding.")
-    reference_field: str | None = Field(None, description="Column holding each record's reference (gold answer, "
-                                                          "IFEval row, tests, reference answer).")
+class JudgeSpecBase(Config):
+    weight: float = Field(1.0, gt=0, description="Weight of this judge's score in a panel's combined score (also its "
+                                                 "GRPO reward weight).")
+    min_score: float | None = Field(None, description="Accept a response when its score reaches this. Default: a "
+                                                      "verifier's pass/fail verdict; for a scoring judge, the middle "
+                                                      "of its scale.")
+    max_score: float | None = Field(None, description="Also reject responses scoring above this.")
+    reference_field: str | None = Field(None, description="The record column handed to the judge as its reference "
+                                                          "(gold answer, IFEval row, tests, passage). Default: the "
+                                                          "record's `reference` column when it has one.")
 
-    @model_validator(mode="after")
-    def _check(self) -> JudgeSpec:
-        from synthloop.judges.verifiers import VERIFIERS
-
-        if self.kind == "reward_model" and self.path is None:
-            raise ValueError("judge.kind=reward_model needs judge.path (a trained reward-model directory)")
-        if self.kind == "generative" and self.path is None:
-            raise ValueError("judge.kind=generative needs judge.path (a trained generative-judge directory)")
-        if self.kind == "verifier" and self.verifier not in VERIFIERS:
-            raise ValueError(f"judge.verifier must be one of {', '.join(VERIFIERS)} (got {self.verifier!r})")
-        return self
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
+        raise NotImplementedError
 
 
-class BuiltJudge:
-    """A judge plus whatever must be closed after it (an engine)."""
+# -- verifiers --------------------------------------------------------------------------------------
+class MathAnswerSpec(JudgeSpecBase):
+    """The final number of the response equals the reference's (GSM8K's `#### N` or a plain number)."""
 
-    def __init__(self, judge: Judge, engine=None, cache=None):
-        self.judge, self.engine, self.cache = judge, engine, cache
+    kind: Literal["math_answer"] = "math_answer"
 
-    def close(self) -> None:
-        if self.cache is not None:
-            self.cache.close()
-        if self.engine is not None:
-            self.engine.close()
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
+        from synthloop.judges.verifiers.math import MathAnswerVerifier
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+        return VerifierJudge(MathAnswerVerifier())
 
 
-def build_judge(spec: JudgeSpec, *, cache_path: Path | None = None, log=None) -> BuiltJudge:
-    """Build the judge a spec describes. An LLM or generative judge's calls go through a request cache at `cache_path`
-    when given, so a killed scoring run resumes without asking the model again."""
-    if spec.kind == "reward_model":
+class IFEvalSpec(JudgeSpecBase):
+    """IFEval's instruction checkers against an IFEval row (instruction_id_list, kwargs); score = share followed."""
+
+    kind: Literal["ifeval"] = "ifeval"
+    loose: bool = Field(False, description="IFEval's loose rule (also tries without the first/last line and "
+                                           "without markdown asterisks).")
+
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
+        from synthloop.judges.verifiers.ifeval import IFEvalVerifier
+
+        return VerifierJudge(IFEvalVerifier(loose=self.loose))
+
+
+class CodeSpec(JudgeSpecBase):
+    """The response's program runs against the reference tests in the sandbox."""
+
+    kind: Literal["code"] = "code"
+    timeout_s: float = Field(10.0, gt=0, description="Wall-clock limit per run.")
+    memory_mb: int = Field(512, ge=32, description="Memory limit per run.")
+
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
+        from synthloop.judges.verifiers.code import CodeVerifier
+
+        return VerifierJudge(CodeVerifier(timeout_s=self.timeout_s, memory_mb=self.memory_mb))
+
+
+class SpanSpec(JudgeSpecBase):
+    """The response is a short span of the reference passage (extractive QA)."""
+
+    kind: Literal["span_in_passage"] = "span_in_passage"
+    max_words: int = Field(30, ge=1, description="Longest span accepted.")
+
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
+        from synthloop.judges.verifiers.span import SpanVerifier
+
+        return VerifierJudge(SpanVerifier(max_words=self.max_words))
+
+
+# -- scoring judges ---------------------------------------------------------------------------------
+class RewardModelSpec(JudgeSpecBase):
+    """A trained reward model (`synthloop judge train`): fast, a Bradley-Terry score per response."""
+
+    kind: Literal["reward_model"] = "reward_model"
+    path: Path = Field(description="The trained reward-model directory (runs/<judge run>/model).")
+
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
         from synthloop.judges.reward_model import RewardModel
 
-        return BuiltJudge(RewardModel.load(spec.path))
-    if spec.kind == "verifier":
-        from synthloop.judges.verifiers import VERIFIERS
+        return RewardModel.load(self.path)
 
-        return BuiltJudge(VerifierJudge(VERIFIERS[spec.verifier]()))
-    from synthloop import engines
 
-    artifact = None
-    engine_config = spec.engine
-    if spec.kind == "generative":
-        from synthloop.judges.generative_judge import read_artifact
+class LengthSpec(JudgeSpecBase):
+    """LongWriter's length score S_l / 100 of the response against the reference's required length in words."""
 
-        artifact = read_artifact(spec.path)  # before the engine starts: a wrong path fails at once
-        engine_config = spec.engine.model_copy(update={"model": str(spec.path)})
-    engine = engines.from_config(engine_config, log=log)
-    judged = engine
-    if cache_path is not None:
-        from synthloop.runs.cache import CachedEngine, RequestCache
+    kind: Literal["length"] = "length"
 
-        judged = CachedEngine(engine, RequestCache(cache_path))
-    if spec.kind == "generative":
-        from synthloop.judges.generative_judge import GenerativeJudge
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
+        from synthloop.judges.length import LengthFollowingJudge
 
-        judge = GenerativeJudge(judged, spec.generative, artifact=artifact)
-    else:
+        return LengthFollowingJudge()
+
+
+class EmbeddingSimilaritySpec(JudgeSpecBase):
+    """Cosine similarity of the response's embedding to the reference's."""
+
+    kind: Literal["embedding_similarity"] = "embedding_similarity"
+    embedder: str = Field("all-minilm-l6-v2", description="The sentence-transformers model.")
+
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
+        from synthloop.judges.similarity import EmbeddingSimilarityJudge
+
+        return EmbeddingSimilarityJudge(self.embedder)
+
+
+def _judge_engine(config: EngineConfig, engines: EnginePool | None, cache_path: Path | None):
+    """The engine a model-backed judge talks to: a handle from the caller's pool (role "judge"), behind a request
+    cache when `cache_path` is given (a killed scoring run resumes without asking the model again)."""
+    handle = (engines or EnginePool()).handle("judge", config)
+    if cache_path is None:
+        return handle
+    from synthloop.runs.cache import CachedEngine, RequestCache
+
+    return CachedEngine(handle, RequestCache(cache_path))
+
+
+class LLMSpec(JudgeSpecBase, LLMJudgeConfig):
+    """Any engine as a judge: a 1-10 score with a rationale (JudgeLM's swap debiasing for pairs)."""
+
+    kind: Literal["llm"] = "llm"
+    engine: EngineConfig = Field(EngineConfig(), description="The engine that judges.")
+
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
         from synthloop.judges.llm_judge import LLMJudge
 
-        judge = LLMJudge(judged, spec.llm)
-    return BuiltJudge(judge, engine, judged if judged is not engine else None)
+        config = LLMJudgeConfig(**{name: getattr(self, name) for name in LLMJudgeConfig.model_fields})
+        return LLMJudge(_judge_engine(self.engine, engines, cache_path), config)
 
 
-def record_item(record: dict[str, Any], reference_field: str | None) -> JudgeItem:
-    """The (prompt, response, reference) a judge sees for one record."""
-    prompt, response = record_prompt_response(record)
-    if not isinstance(prompt, str):
-        from synthloop.judges.preference_data import render_prompt
+class GenerativeSpec(JudgeSpecBase, GenerativeJudgeConfig):
+    """A fine-tuned JudgeLM-style judge (`synthloop judge train` with `kind: generative`) on any engine."""
 
-        prompt = render_prompt(prompt) if prompt else ""
-    reference = None
-    if reference_field:
-        if reference_field not in record:
-            raise KeyError(f"record {record.get('id', '?')}: no reference column {reference_field!r}")
-        reference = record[reference_field]
-    return JudgeItem(prompt=prompt, response=response, reference=reference)
+    kind: Literal["generative"] = "generative"
+    path: Path = Field(description="The trained generative-judge directory.")
+    engine: EngineConfig = Field(EngineConfig(), description="The engine it runs on (its model is replaced by path).")
+
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
+        from synthloop.judges.generative_judge import GenerativeJudge, read_artifact
+
+        artifact = read_artifact(self.path)  # before any engine starts: a wrong path fails at once
+        config = GenerativeJudgeConfig(**{name: getattr(self, name) for name in GenerativeJudgeConfig.model_fields})
+        engine = _judge_engine(self.engine.model_copy(update={"model": str(self.path)}), engines, cache_path)
+        return GenerativeJudge(engine, config, artifact=artifact)
+
+
+class PythonSpec(JudgeSpecBase):
+    """Any `synthloop.judges.Judge`, built by a factory of yours."""
+
+    kind: Literal["python"] = "python"
+    factory: str = Field(description="'module:callable' returning a synthloop Judge, called with `options`.")
+    options: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the factory.")
+
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
+        module, _, attr = self.factory.partition(":")
+        if not module or not attr:
+            raise ValueError(f"judge factory {self.factory!r}: expected 'module:callable'")
+        target: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            target = getattr(target, part)
+        judge = target(**self.options)
+        if not isinstance(judge, Judge):
+            raise TypeError(f"judge factory {self.factory!r} returned {type(judge).__name__}, not a synthloop Judge")
+        return judge
+
+
+#: judge specs by the `kind` configs name
+JUDGE_SPECS: dict[str, type[JudgeSpecBase]] = {spec.model_fields["kind"].default: spec for spec in (
+    MathAnswerSpec, IFEvalSpec, CodeSpec, SpanSpec, RewardModelSpec, LLMSpec, GenerativeSpec, LengthSpec,
+    EmbeddingSimilaritySpec, PythonSpec)}
+JudgeSpec = Annotated[Union[tuple(JUDGE_SPECS.values())], Field(discriminator="kind")]  # noqa: UP007

@@ -1,7 +1,7 @@
-"""Loops: TRL training steps (`synthloop.loops.train`), the round controller, and recipes on it.
+"""Loops: TRL training steps (`synthloop.train`), the round controller, and recipes on it.
 
     from synthloop.loops import LoopConfig, run_loop
-    summary = run_loop(LoopConfig.model_validate(yaml.safe_load(open("configs/quickstart.yaml"))), "runs/q")
+    summary = run_loop(LoopConfig.model_validate(yaml.safe_load(open("configs/loop/quickstart.yaml"))), "runs/q")
 """
 
 from __future__ import annotations

@@ -14,10 +14,11 @@ from pydantic import Field, model_validator
 
 from synthloop.configs import RUNTIME, Config
 from synthloop.engines.config import EngineConfig
-from synthloop.loops.judging import JudgeSpec, MathAnswerJudgeSpec
-from synthloop.loops.recipes import RecipeConfig, default_recipe
+from synthloop.engines.types import sampling_config
+from synthloop.judges.spec import JudgeSpec, MathAnswerSpec
+from synthloop.loops.recipes.configs import RecipeConfig, default_recipe
 from synthloop.loops.tasks import TaskSource
-from synthloop.loops.train.config import DPOSettings, GRPOSettings, SFTSettings
+from synthloop.train.config import DPOSettings, GRPOSettings, SFTSettings
 
 Method = Literal["sft", "dpo", "grpo", "sft+dpo",
                  "redi", "topr", "sft+redi", "sft+topr"]  # the last four: recipe `negatives`
@@ -38,18 +39,6 @@ class TasksConfig(Config):
 class PromptConfig(Config):
     template: str = Field("{prompt}", description="The user turn; {column} slots are filled from each task row.")
     system: str | None = Field(None, description="A system turn (default: the model's own default, if any).")
-
-
-class SamplingSettings(Config):
-    n: int = Field(8, ge=1, description="Answers sampled per task.")
-    temperature: float = Field(0.8, ge=0.0, le=2.0, description="Softmax temperature; 0 is greedy.")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass.")
-    max_tokens: int = Field(256, ge=1, description="Most tokens per answer.")
-
-
-class EvalSettings(Config):
-    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0: greedy answers (the default for accuracy).")
-    max_tokens: int = Field(256, ge=1, description="Most tokens per answer.")
 
 
 class TrainPlan(Config):
@@ -89,10 +78,14 @@ class LoopConfig(Config):
                                  "starting policy (later rounds swap in their checkpoints).")
     tasks: TasksConfig
     prompt: PromptConfig = PromptConfig()
-    sampling: SamplingSettings = SamplingSettings()
-    eval: EvalSettings = EvalSettings()
-    judges: list[JudgeSpec] = Field(default_factory=lambda: [MathAnswerJudgeSpec()],
-                                    description="Judges and verifiers; a sample is accepted when all accept it.")
+    sampling: sampling_config("How training answers are sampled: n per task, temperature, ...",
+                              keys=("n", "temperature", "top_p", "max_tokens", "stop"), n=8, temperature=0.8,
+                              max_tokens=256)
+    eval: sampling_config("How held-out answers are sampled (greedy by default: accuracy).", temperature=0.0,
+                          max_tokens=256)
+    judges: list[JudgeSpec] = Field(default_factory=lambda: [MathAnswerSpec()],
+                                    description="Judges and verifiers (any judge spec: synthloop.judges.spec); a "
+                                    "sample is accepted when all accept it, ranked by their weighted score.")
     train: TrainPlan = TrainPlan()
     rounds: int = Field(2, ge=0, description="Training rounds after the baseline evaluation (round 0).",
                         json_schema_extra=RUNTIME)
@@ -125,9 +118,7 @@ class LoopConfig(Config):
         if any("topr" in m for m in self.train.plan) and self.sampling.top_p < 1:
             raise ValueError("train.plan has topr: sampling.top_p must be 1 (TOPR's importance weights need the "
                              "sampler's probabilities, computed as plain tempered sampling)")
-        from synthloop.loops.recipes import RECIPES
-
         # (a schedule's tasks come from its inbox: its task section has no `train`)
-        if getattr(self.tasks, "train", ...) is None and RECIPES[self.recipe.kind].needs_train_tasks:
+        if getattr(self.tasks, "train", ...) is None and getattr(self.recipe, "needs_train_tasks", True):
             raise ValueError(f"tasks.train: recipe {self.recipe.kind} trains on tasks; name their source")
         return self

@@ -18,89 +18,24 @@ restarted on the new checkpoint when a stage needs it, so the two never hold mem
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from synthloop.configs import _output_view
-from synthloop.engines.sample_context import derive_seed
-from synthloop.loops import recipes
+from synthloop.configs import output_view
+from synthloop.engines.pool import EnginePool
+from synthloop.judges.panel import Panel
 from synthloop.loops.config import LoopConfig, StopRule
-from synthloop.loops.memory import PeakRSS, release_memory
+from synthloop.loops.context import RoundContext
+from synthloop.loops.recipes import registry as recipes
 from synthloop.loops.state import LoopState, RoundRecord, StageRecord
-from synthloop.runs.run_dir import ResumePolicy, RunDir, atomic_write
-
-
-@dataclass
-class RoundContext:
-    """What a stage sees: the config, its round and directory, earlier outputs, checkpoints, engine, judges."""
-
-    controller: LoopController
-    round: int
-    dir: Path
-    record: RoundRecord
-    pending: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def config(self) -> LoopConfig:
-        return self.controller.config
-
-    @property
-    def run_dir(self) -> Path:
-        return self.controller.run.path
-
-    @property
-    def progress(self) -> bool:
-        return self.controller.progress
-
-    @property
-    def panel(self):
-        return self.controller.panel
-
-    def outputs(self, stage: str) -> dict[str, Any]:
-        if stage not in self.record.stages:
-            raise KeyError(f"round {self.round}: stage {stage!r} has not run (this recipe's order is wrong)")
-        return self.record.stages[stage].outputs
-
-    def checkpoint(self, role: str = "policy") -> str:
-        return self.pending.get(role) or self.controller.state.checkpoints[role]
-
-    def set_checkpoint(self, path: str | Path, role: str = "policy") -> None:
-        """The role's new checkpoint; recorded together with the stage's completion."""
-        self.pending[role] = str(path)
-
-    def engine(self, role: str = "policy"):
-        return self.controller.engine_for(self.checkpoint(role))
-
-    def seed(self, purpose: str) -> int:
-        return derive_seed(self.config.seed, self.round, hash_text(purpose))
-
-    def log(self, message: str) -> None:
-        self.controller.log(message)
-
-    @contextlib.contextmanager
-    def bar(self, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        from synthloop.runs.progress import make_progress
-
-        if not self.progress:
-            yield lambda n=1: None
-            return
-        progress = make_progress(transient=True)
-        with progress:
-            task = progress.add_task(label, total=total, detail="")
-            yield lambda n=1: progress.advance(task, n)
-
-
-def hash_text(text: str) -> int:
-    import zlib
-
-    return zlib.crc32(text.encode())
+from synthloop.memory import PeakRSS
+from synthloop.runs.jsonl import atomic_write
+from synthloop.runs.run_dir import ResumePolicy, RunDir
 
 
 class LoopController:
@@ -109,56 +44,16 @@ class LoopController:
         self.config = config
         self.progress = progress
         self._log = log
-        self._panel = None
-        _ = self.panel  # build the judges first: a bad judge config fails before anything is written or started
+        #: every engine of the loop (the policy's, a teacher's, an LLM judge's): started on demand, one at a time
+        self.engines = EnginePool(log=self.log)
+        # the judges first: a bad judge config fails before anything is written or started
+        self.panel = Panel.from_specs(config.judges, engines=self.engines, where="judges", log=self.log)
         self.run = RunDir.open(run_dir, identity=loop_identity(config), kind="loop", resume=resume,
                                config_yaml=config_yaml)
         self.state_path = self.run.path / "state.json"
         self.state = LoopState.load(self.state_path)
         self.recipe = recipes.build(config)
-        self._engine = None
-        self._engine_model: str | None = None
-        self._engine_procs: list[psutil.Process] = []
         self.meter = PeakRSS()
-
-    # -- resources ----------------------------------------------------------------------------------
-    @property
-    def panel(self):
-        if self._panel is None:
-            from synthloop.loops.judging import Panel
-
-            self._panel = Panel(self.config.judges)
-        return self._panel
-
-    def engine_for(self, model: str):
-        if self._engine is not None and self._engine_model == model:
-            return self._engine
-        self.close_engine()
-        from synthloop import engines
-
-        cfg = self.config.engine.model_copy(update={"model": model})
-        started = time.time()
-        self.log(f"starting the {engines.resolve_kind(cfg.kind)} engine on {model} ...")
-        before = {p.pid for p in psutil.Process().children(recursive=True)}
-        self._engine = engines.from_config(cfg, log=self.log)
-        self._engine_model = model
-        self._engine_procs = [p for p in psutil.Process().children(recursive=True) if p.pid not in before
-                              and not _is_resource_tracker(p)]
-        self.log(f"engine ready in {time.time() - started:.0f} s")
-        return self._engine
-
-    def close_engine(self) -> None:
-        if self._engine is not None:
-            engine, self._engine, self._engine_model = self._engine, None, None
-            engine.close()
-            del engine
-            # the engine's processes (vLLM's EngineCore and workers) must be gone before training allocates
-            _, alive = psutil.wait_procs(self._engine_procs, timeout=60)
-            if alive:
-                self.log(f"warning: {len(alive)} engine process(es) still alive 60 s after close: "
-                         f"{[p.pid for p in alive]}")
-            self._engine_procs = []
-            release_memory()
 
     def log(self, message: str) -> None:
         if self._log is not None:
@@ -182,7 +77,7 @@ class LoopController:
             self.run.update_manifest(status="interrupted")
             raise
         finally:
-            self.close_engine()
+            self.engines.close()
             self.meter.stop()
         summary = self.summary(status, reason)
         self.run.update_manifest(status=status, stop_reason=reason, rounds_done=len(self.state.done_rounds()))
@@ -201,13 +96,15 @@ class LoopController:
         names = [s.name for s in stages]
         if len(set(names)) != len(names):
             raise ValueError(f"round {r}: stage names repeat ({names}); give each stage its own name")
-        ctx = RoundContext(self, r, self.run.path / f"round-{r:03d}", record)
+        ctx = RoundContext(config=self.config, run_dir=self.run.path, round=r, dir=self.run.path / f"round-{r:03d}",
+                           record=record, checkpoints=self.state.checkpoints, engines=self.engines, panel=self.panel,
+                           progress=self.progress, log_fn=self.log)
         ctx.dir.mkdir(parents=True, exist_ok=True)
         for i, stage in enumerate(stages):
             if stage.name in record.stages:
                 continue
             if stage.frees_engine:
-                self.close_engine()
+                self.engines.close()
             self.log(f"round {r} · {stage.name} ({i + 1}/{len(stages)})")
             self.run.update_manifest(status="running", round=r, stage=stage.name)
             self.meter.reset()
@@ -256,14 +153,6 @@ class LoopController:
         return summary
 
 
-def _is_resource_tracker(proc: psutil.Process) -> bool:
-    """multiprocessing's resource tracker lives as long as this process: it is not the engine's."""
-    try:
-        return "resource_tracker" in " ".join(proc.cmdline())
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return True
-
-
 def _dumps(data: Any) -> str:
     import json
 
@@ -272,7 +161,7 @@ def _dumps(data: Any) -> str:
 
 def loop_identity(config: LoopConfig) -> dict[str, Any]:
     """What determines a loop's outputs (RUNTIME fields left out); a changed identity refuses the directory."""
-    return {"kind": "loop", "config": _output_view(config)}
+    return {"kind": "loop", "config": output_view(config)}
 
 
 def round_metrics(record: RoundRecord, order: list[str], checkpoints: dict[str, str]) -> dict[str, Any]:

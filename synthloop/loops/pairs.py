@@ -10,9 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-
-def _normal(text: str) -> str:
-    return " ".join(text.split()).lower()
+from synthloop.text import normal_form
 
 
 def _prompt(record: dict[str, Any]) -> list[dict[str, str]]:
@@ -28,7 +26,7 @@ def sft_examples(records: Iterable[dict[str, Any]], *, max_per_task: int | None 
         for sample in record["samples"]:
             if not sample["accepted"] or (sample.get("finish_reason") == "length" and not include_truncated):
                 continue
-            key = _normal(sample["text"])
+            key = normal_form(sample["text"])
             if key in seen or not key:
                 continue
             seen.add(key)
@@ -52,7 +50,7 @@ def preference_pairs(records: Iterable[dict[str, Any]], *, min_margin: float = 0
                 continue
             if require_accepted and not chosen["accepted"]:
                 continue
-            if _normal(chosen["text"]) == _normal(rejected["text"]):
+            if normal_form(chosen["text"]) == normal_form(rejected["text"]):
                 continue
             yield {
                 "prompt": _prompt(record),

@@ -14,18 +14,18 @@ Recipes add their own stages by subclassing `Stage` (see `synthloop.loops.recipe
 from __future__ import annotations
 
 import itertools
-import json
 import statistics
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
+from synthloop.engines.base import Engine
 from synthloop.engines.types import Sampling
-from synthloop.runs.run_dir import RunDir, atomic_write, read_jsonl
-
-if TYPE_CHECKING:
-    from synthloop.loops.controller import RoundContext
+from synthloop.loops.context import RoundContext
+from synthloop.runs.jsonl import read_jsonl, write_jsonl
+from synthloop.runs.run_dir import RunDir
+from synthloop.text import normal_form
 
 
 class StageIncomplete(RuntimeError):
@@ -46,18 +46,6 @@ class Stage(ABC):
 
 
 # -- helpers ----------------------------------------------------------------------------------------
-def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
-    """Write rows atomically (a kill leaves the old file or none, never half a file); returns the count."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [json.dumps(row, ensure_ascii=False, default=str) + "\n" for row in rows]
-    atomic_write(path, "".join(lines))
-    return len(lines)
-
-
-def _normal(text: Any) -> str:
-    return " ".join(str(text).split()).lower()
-
-
 def _mean(values: list[float]) -> float | None:
     return round(statistics.fmean(values), 4) if values else None
 
@@ -76,7 +64,7 @@ def eval_tasks(ctx: RoundContext) -> list[dict[str, Any]]:
 def _train_rows(ctx: RoundContext, held_out: set[str]) -> Iterator[dict[str, Any]]:
     """Training tasks minus any whose prompt is a held-out prompt, with their stream index."""
     for i, row in enumerate(ctx.config.tasks.train.rows()):
-        if _normal(row["prompt"]) not in held_out:
+        if normal_form(row["prompt"]) not in held_out:
             yield dict(row, task_id=f"train-{i}")
 
 
@@ -106,7 +94,7 @@ class TasksStage(Stage):
 
     def run(self, ctx: RoundContext) -> dict[str, Any]:
         cfg = ctx.config.tasks
-        held_out = {_normal(r["prompt"]) for r in eval_tasks(ctx)}
+        held_out = {normal_form(r["prompt"]) for r in eval_tasks(ctx)}
         per = cfg.per_round
         start = (ctx.round - 1) * per if cfg.fresh_each_round else 0
         rows, length = [], 0
@@ -126,18 +114,21 @@ class TasksStage(Stage):
         return {"path": str(path), "count": len(rows), "metrics": {"tasks": len(rows)}}
 
 
-def _chat_program(ctx: RoundContext, n: int):
+def chat_program(ctx: RoundContext, n: int):
+    """The loop's prompt (template, system turn) as a chat program answering each task `n` times."""
     from synthloop.synth.chat import ChatSamples
 
     return ChatSamples(template=ctx.config.prompt.template, system=ctx.config.prompt.system, n=n)
 
 
-def _run_chat(ctx: RoundContext, rows: list[dict[str, Any]], out: Path, n: int, sampling: Sampling,
-              seed: int) -> dict[str, Any]:
-    from synthloop.runs.generate import generate
+def sample_chat(ctx: RoundContext, rows: list[dict[str, Any]], out: Path, sampling: Sampling, seed: int,
+                engine: Engine | None = None) -> dict[str, Any]:
+    """`sampling.n` answers per row with the loop's prompt, through the runner (cache, resume, errors) into the run
+    `out`; from the policy's current checkpoint unless another `engine` is given (a teacher, an adapter)."""
+    from synthloop.synth.generate import generate
 
-    summary = generate(_chat_program(ctx, n), engine=ctx.engine(), run=out, inputs=rows, sampling=sampling,
-                       seed=seed, concurrency=ctx.config.concurrency, progress=ctx.progress)
+    summary = generate(chat_program(ctx, sampling.n), engine=engine or ctx.engine(), run=out, inputs=rows,
+                       sampling=sampling, seed=seed, concurrency=ctx.config.concurrency, progress=ctx.progress)
     if summary.status != "completed":
         raise StageIncomplete(f"{out}: generation {summary.status}; rerun the loop to resume it")
     return {"run": str(out), "kept": summary.kept, "failed": summary.failed, "output_tokens": summary.output_tokens,
@@ -150,10 +141,8 @@ class SampleStage(Stage):
     uses_engine = True
 
     def run(self, ctx: RoundContext) -> dict[str, Any]:
-        cfg = ctx.config.sampling
         rows = list(read_jsonl(Path(ctx.outputs("tasks")["path"])))
-        sampling = Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens)
-        out = _run_chat(ctx, rows, ctx.dir / "samples", cfg.n, sampling, seed=ctx.seed("sample"))
+        out = sample_chat(ctx, rows, ctx.dir / "samples", ctx.config.sampling, seed=ctx.seed("sample"))
         return {**out, "metrics": {"sample_tokens_per_s": out["tokens_per_s"]}}
 
 
@@ -193,10 +182,8 @@ class EvaluateStage(Stage):
     def run(self, ctx: RoundContext) -> dict[str, Any]:
         from synthloop.loops.judging import iter_judged, judge_records
 
-        cfg = ctx.config.eval
         rows = eval_tasks(ctx)
-        sampling = Sampling(temperature=cfg.temperature, max_tokens=cfg.max_tokens)
-        out = _run_chat(ctx, rows, ctx.dir / self.out, 1, sampling, seed=ctx.seed("eval"))
+        out = sample_chat(ctx, rows, ctx.dir / self.out, ctx.config.eval, seed=ctx.seed("eval"))
         records = RunDir(ctx.dir / self.out).iter_records()
         judged = ctx.dir / f"{self.out}-judged"
         with ctx.bar(f"judge {self.out}", len(rows)) as advance:
@@ -211,7 +198,9 @@ class EvaluateStage(Stage):
 
 class TrainStage(Stage):
     """Train the current policy with `method` on the data file a build stage wrote (sft: data/sft.jsonl,
-    dpo: data/pairs.jsonl) or, for grpo, on the round's tasks with the judges as reward."""
+    dpo: data/pairs.jsonl) or, for grpo, on the round's tasks with the judges as reward. Subclasses change what
+    they need through the hooks: `data_path`, `settings`, `start_checkpoint`, `train` (the step call) and
+    `step_metrics`."""
 
     frees_engine = True
 
@@ -231,9 +220,28 @@ class TrainStage(Stage):
         """The checkpoint training starts from (default: the role's current one); recipes may override."""
         return ctx.checkpoint(self.role)
 
-    def run(self, ctx: RoundContext) -> dict[str, Any]:
-        from synthloop.loops import train
+    def train(self, ctx: RoundContext, *, model: str, data: Path, out: Path, settings):
+        """The training step itself (a `synthloop.train` call) -> its `TrainResult`."""
+        from synthloop import train
+        from synthloop.judges.rewards import judge_reward
 
+        common = dict(model=model, out=out, progress=ctx.progress, log=ctx.log)
+        if self.method == "grpo":
+            weights = settings.reward_weights or ctx.panel.weights
+            funcs = [judge_reward(judge) for judge in ctx.panel.judges]
+            return train.grpo(prompts=data, reward_funcs=funcs,
+                              config=settings.model_copy(update={"reward_weights": weights}), **common)
+        return getattr(train, self.method)(data=data, config=settings, **common)
+
+    def step_metrics(self, ctx: RoundContext, out: Path, result) -> dict[str, Any]:
+        """Metrics read from the step's own log, beside examples, steps and loss."""
+        if self.method != "grpo":
+            return {}
+        rewards = [r["reward"] for r in read_jsonl(out / "log.jsonl") if "reward" in r]
+        return {"grpo_reward_first": rewards[0] if rewards else None,
+                "grpo_reward_last": rewards[-1] if rewards else None}
+
+    def run(self, ctx: RoundContext) -> dict[str, Any]:
         settings = self.settings(ctx)
         settings = settings.model_copy(update={"seed": settings.seed + ctx.round})
         out, data = ctx.dir / self.name, self.data_path(ctx)
@@ -243,27 +251,14 @@ class TrainStage(Stage):
         if rows == 0:
             ctx.log(f"{self.name}: no training data this round; the {self.role} stays as it is")
             return {"skipped": "no training data", "metrics": {f"{self.method}_examples": 0}}
-        model = self.start_checkpoint(ctx)
-        common = dict(model=model, out=out, config=settings, progress=ctx.progress, log=ctx.log)
-        if self.method == "sft":
-            result = train.sft(data=data, **common)
-        elif self.method == "dpo":
-            result = train.dpo(data=data, **common)
-        else:
-            weights = settings.reward_weights or [s.weight for s in ctx.config.judges]
-            common["config"] = settings.model_copy(update={"reward_weights": weights})
-            result = train.grpo(prompts=data, judges=ctx.panel.judges, **common)
+        result = self.train(ctx, model=self.start_checkpoint(ctx), data=data, out=out, settings=settings)
         ctx.set_checkpoint(result.checkpoint, self.role)
         metrics = {f"{self.method}_examples": result.examples, f"{self.method}_steps": result.steps,
-                   f"{self.method}_loss": result.train_loss}
-        if self.method == "grpo":
-            rewards = [r["reward"] for r in read_jsonl(out / "log.jsonl") if "reward" in r]
-            metrics.update(grpo_reward_first=rewards[0] if rewards else None,
-                           grpo_reward_last=rewards[-1] if rewards else None)
+                   f"{self.method}_loss": result.train_loss, **self.step_metrics(ctx, out, result)}
         return {**result.model_dump(mode="json"), "metrics": metrics}
 
     def grpo_prompts(self, ctx: RoundContext) -> Iterator[dict[str, Any]]:
-        program = _chat_program(ctx, 1)
+        program = chat_program(ctx, 1)
         for row in read_jsonl(Path(ctx.outputs("tasks")["path"])):
-            yield {"prompt": list(program.messages(row)), "reference": row.get("reference"),
+            yield {"prompt": list(program.prompt(row)), "reference": row.get("reference"),
                    "task_id": row["task_id"]}

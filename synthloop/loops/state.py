@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from synthloop.runs.run_dir import atomic_write
+from synthloop.runs.jsonl import atomic_write
 
 
 class StageRecord(BaseModel):

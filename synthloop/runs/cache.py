@@ -90,75 +90,60 @@ class CachedEngine(Engine):
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
 
-    def submit(self, request: ChatRequest) -> concurrent.futures.Future[ChatResult]:
-        key = request.cache_key(self.model)
-        hit = self.cache.get(key)
-        if hit is not None:
-            with self._stats_lock:
-                self.hits += 1
-            done: concurrent.futures.Future[ChatResult] = concurrent.futures.Future()
-            done.set_result(hit.model_copy(update={"cached": True}))
-            return done
+    # -- the one hit/miss rule: look up, count, store with the tokens it cost ------------------------
+    def _lookup(self, key: str, kind: type[R]) -> R | None:
+        hit = self.cache.get(key, kind)
         with self._stats_lock:
-            self.misses += 1
-        future = self.inner.submit(request)
+            if hit is not None:
+                self.hits += 1
+            else:
+                self.misses += 1
+        return None if hit is None else hit.model_copy(update={"cached": True})
 
-        def store(f: concurrent.futures.Future[ChatResult]) -> None:
-            if f.cancelled() or f.exception() is not None:
-                return
-            result = f.result()
-            self.cache.put(key, result)
-            with self._stats_lock:
+    def _store(self, key: str, result: ChatResult | ScoreResult) -> None:
+        self.cache.put(key, result)
+        with self._stats_lock:
+            if isinstance(result, ChatResult):
                 self.output_tokens += result.output_tokens
                 self.prompt_tokens += result.prompt_tokens
+            else:
+                self.prompt_tokens += result.context_tokens + result.tokens
+
+    def _cached_future(self, key: str, kind: type[R], submit) -> concurrent.futures.Future[R]:
+        hit = self._lookup(key, kind)
+        if hit is not None:
+            done: concurrent.futures.Future[R] = concurrent.futures.Future()
+            done.set_result(hit)
+            return done
+        future = submit()
+
+        def store(f: concurrent.futures.Future[R]) -> None:
+            if not f.cancelled() and f.exception() is None:
+                self._store(key, f.result())
 
         future.add_done_callback(store)
         return future
 
-    @property
-    def loop_thread(self):  # type: ignore[override]
-        return self.inner.loop_thread
+    def submit(self, request: ChatRequest) -> concurrent.futures.Future[ChatResult]:
+        return self._cached_future(request.cache_key(self.model), ChatResult, lambda: self.inner.submit(request))
 
     async def agenerate(self, request: ChatRequest) -> ChatResult:
         """Like `submit`, but awaits the inner engine's `agenerate` (no thread hop on the engine's own loop)."""
         key = request.cache_key(self.model)
-        hit = self.cache.get(key)
+        hit = self._lookup(key, ChatResult)
         if hit is not None:
-            with self._stats_lock:
-                self.hits += 1
-            return hit.model_copy(update={"cached": True})
-        with self._stats_lock:
-            self.misses += 1
+            return hit
         result = await self.inner.agenerate(request)
-        self.cache.put(key, result)
-        with self._stats_lock:
-            self.output_tokens += result.output_tokens
-            self.prompt_tokens += result.prompt_tokens
+        self._store(key, result)
         return result
 
     def submit_score(self, request: ScoreRequest) -> concurrent.futures.Future[ScoreResult]:
-        key = request.cache_key(self.model)
-        hit = self.cache.get(key, ScoreResult)
-        if hit is not None:
-            with self._stats_lock:
-                self.hits += 1
-            done: concurrent.futures.Future[ScoreResult] = concurrent.futures.Future()
-            done.set_result(hit.model_copy(update={"cached": True}))
-            return done
-        with self._stats_lock:
-            self.misses += 1
-        future = self.inner.submit_score(request)
+        return self._cached_future(request.cache_key(self.model), ScoreResult,
+                                   lambda: self.inner.submit_score(request))
 
-        def store(f: concurrent.futures.Future[ScoreResult]) -> None:
-            if f.cancelled() or f.exception() is not None:
-                return
-            result = f.result()
-            self.cache.put(key, result)
-            with self._stats_lock:
-                self.prompt_tokens += result.context_tokens + result.tokens
-
-        future.add_done_callback(store)
-        return future
+    @property
+    def loop_thread(self):  # type: ignore[override]
+        return self.inner.loop_thread
 
     def close(self) -> None:
         """Closes the cache only; the inner engine belongs to whoever built it."""

@@ -12,9 +12,12 @@ from synthloop.runs.run_dir import RunDir
 ExportFormat = Literal["hf", "parquet", "jsonl"]
 
 
-def load_dataset(run: RunDir, cache_dir: str | Path | None = None):
-    """The run's records as a `datasets.Dataset` (streamed from the shards, not held in a list)."""
+def load_dataset(run: RunDir | str | Path, cache_dir: str | Path | None = None):
+    """The run's records (a `RunDir` or its path) as a `datasets.Dataset` (streamed from the shards, not held in a
+    list)."""
     from datasets import Dataset
+
+    run = run if isinstance(run, RunDir) else RunDir(Path(run))
 
     def rows():
         yield from run.iter_records()

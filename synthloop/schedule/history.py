@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from synthloop.runs.run_dir import read_jsonl
+from synthloop.runs.jsonl import read_jsonl
 
 Status = Literal["done", "idle", "failed", "interrupted"]
 

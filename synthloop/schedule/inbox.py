@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from synthloop.runs.run_dir import atomic_write
+from synthloop.runs.jsonl import atomic_write
 
 _LINE_FILES = {".jsonl"}
 _DOC_FILES = {".txt", ".md", ".json"}

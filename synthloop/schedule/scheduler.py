@@ -19,11 +19,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from synthloop.runs.run_dir import atomic_write
+from synthloop.runs.jsonl import atomic_write
 from synthloop.schedule.cron import once_command
 from synthloop.schedule.history import History
 from synthloop.schedule.inbox import Inbox, InboxError
-from synthloop.schedule.tick import EXIT_LOCKED, _rel, describe_dir
+from synthloop.schedule.tick import EXIT_LOCKED, describe_dir, relative_to_run
 from synthloop.schedule.timing import Timing
 
 
@@ -148,6 +148,7 @@ class Scheduler:
                 self.console.print(f"[yellow]{datetime.now():%H:%M:%S} tick failed (exit {code})[/]; the next tick "
                                    "resumes its round", highlight=False)
         current = describe_dir(self.dir).get("current")
-        self.console.print(f"done: {ticks} tick(s) · current: {_rel(current, self.dir) if current else '-'} · "
-                           f"history: synthloop runs show {self.dir}", highlight=False)
+        shown = relative_to_run(current, self.dir) if current else "-"
+        self.console.print(f"done: {ticks} tick(s) · current: {shown} · history: synthloop runs show {self.dir}",
+                           highlight=False)
         return 0

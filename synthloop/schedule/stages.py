@@ -20,14 +20,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from synthloop.configs import ConfigError, _output_view
+from synthloop.configs import ConfigError, output_view
 from synthloop.loops.recipes.base import Recipe
-from synthloop.loops.stages import EvaluateStage, Stage, _normal, eval_tasks, write_jsonl
-from synthloop.runs.run_dir import atomic_write
+from synthloop.loops.stages import EvaluateStage, Stage, eval_tasks
+from synthloop.runs.jsonl import atomic_write, write_jsonl
 from synthloop.schedule.config import EVAL_METRICS, InboxConfig
 from synthloop.schedule.inbox import Inbox, InboxClaim, InboxEntry
 from synthloop.schedule.pointer import Pointer, prune
 from synthloop.schedule.promotion import Decision, decide
+from synthloop.text import normal_form
 
 if TYPE_CHECKING:
     from synthloop.loops.controller import RoundContext
@@ -64,7 +65,7 @@ def tasks_from_entries(entries: Iterable[InboxEntry], cfg: InboxConfig, held_out
         if cfg.reference_column is not None and mapped.get("reference") in (None, ""):
             dropped.append({**where, "reason": "no reference", "detail": f"{cfg.reference_column} is empty"})
             continue
-        key = _normal(prompt)
+        key = normal_form(prompt)
         if key in held_out:
             dropped.append({**where, "reason": "held out", "detail": "equals a held-out task"})
             continue
@@ -86,7 +87,7 @@ class InboxTasksStage(Stage):
         cfg: ScheduleConfig = ctx.config  # type: ignore[assignment]
         claim = InboxClaim.model_validate_json((ctx.dir / "claim.json").read_text())
         inbox = Inbox(cfg.inbox.path, ctx.run_dir)
-        held_out = {_normal(r["prompt"]) for r in eval_tasks(ctx)}
+        held_out = {normal_form(r["prompt"]) for r in eval_tasks(ctx)}
         rows, dropped = tasks_from_entries(inbox.entries(claim), cfg.inbox, held_out, prefix=f"r{ctx.round}")
         path = ctx.dir / "tasks.jsonl"
         write_jsonl(path, rows)
@@ -128,9 +129,9 @@ def eval_fingerprint(config: ScheduleConfig, schedule_dir: Path) -> str:
     """What makes two held-out evaluations comparable: the held-out tasks, prompt, eval sampling, judges and
     the engine's kind and precision (not the model)."""
     tasks = Path(schedule_dir) / "eval_tasks.jsonl"
-    engine = {k: v for k, v in _output_view(config.engine).items() if k != "model"}
-    view = {"eval": _output_view(config.eval), "prompt": _output_view(config.prompt),
-            "judges": _output_view(config.judges), "engine": engine,
+    engine = {k: v for k, v in output_view(config.engine).items() if k != "model"}
+    view = {"eval": output_view(config.eval), "prompt": output_view(config.prompt),
+            "judges": output_view(config.judges), "engine": engine,
             "eval_tasks": hashlib.sha256(tasks.read_bytes()).hexdigest() if tasks.is_file() else None}
     return hashlib.sha256(json.dumps(view, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from synthloop.configs import ConfigError
-from synthloop.runs.run_dir import ResumePolicy, RunDir, atomic_write
+from synthloop.runs.jsonl import atomic_write
+from synthloop.runs.run_dir import ResumePolicy, RunDir
 from synthloop.schedule.config import ScheduleConfig
 from synthloop.schedule.history import History, TickRecord
 from synthloop.schedule.inbox import Inbox
@@ -46,7 +47,8 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _rel(path: str | None, root: Path) -> str | None:
+def relative_to_run(path: str | None, root: Path) -> str | None:
+    """`path` relative to the schedule directory `root` when inside it (history lines stay valid if it moves)."""
     if not path:
         return path
     try:
@@ -158,7 +160,7 @@ class Tick:
         from synthloop.schedule.pointer import Pointer
 
         current = Pointer(self.path).load()
-        return _rel(current.path, self.path) if current else None
+        return relative_to_run(current.path, self.path) if current else None
 
     def done_record(self, tick: int, round_: int, sessions: int, note: str | None = None) -> TickRecord:
         from synthloop.loops.state import LoopState
@@ -173,7 +175,7 @@ class Tick:
                                   ("eval", "evaluate", "run"), ("eval_current", "evaluate-current", "run")):
             value = outputs.get(stage, {}).get(field)
             if value:
-                datasets[key] = _rel(value, self.path)
+                datasets[key] = relative_to_run(value, self.path)
         round_started = self.started
         tick_file = self.path / f"round-{round_:03d}" / "tick.json"
         if tick_file.is_file():
@@ -187,7 +189,7 @@ class Tick:
             datasets=datasets, heldout=promote.get("heldout", {}),
             round_metrics={k: v for k, v in record.metrics.items() if k != "checkpoints"},
             decision=promote.get("decision"), reason=promote.get("reason", ""),
-            candidate=_rel(promote.get("candidate"), self.path), current=self.current_rel(), note=note)
+            candidate=relative_to_run(promote.get("candidate"), self.path), current=self.current_rel(), note=note)
 
     def reconcile(self) -> None:
         """A round finished by a tick that died before writing its history line gets its line now."""
@@ -228,7 +230,7 @@ def describe_dir(directory: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     current = Pointer(directory).load()
     if current is not None:
-        out["current"] = _rel(current.path, directory)
+        out["current"] = relative_to_run(current.path, directory)
         out["current_round"] = current.round
     records = History(directory).records()
     if records:

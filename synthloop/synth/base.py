@@ -3,12 +3,15 @@
     class MyProgram(SynthProgram):
         config_class = MyConfig                        # a BaseProgramConfig; its fields document the knobs
         def inputs(self): yield {"passage": ...}       # streamed, item by item
-        async def aforward(self, passage): ...         # plain DSPy: wire sub-predictors
+        async def aforward(self, passage): ...         # plain DSPy: wire sub-predictors (`forward` derives from it)
         def to_record(self, inputs, pred): return {"messages": [...]}
 
 `synthloop.generate(program, engine=..., run=...)` runs it over its inputs with the engine kept
-full; `accept`/`remember` let a program filter records against what it already kept (e.g. the
-self-instruct ROUGE-L novelty filter), consistently across resumes.
+full: every item attempt is one `await program.arun(inputs, call)`, the same call for every program
+(a DSPy program runs its `aforward` under the run's LM; `synth.chat.ChatProgram`, the prompt -> parse
+primitive, sends its chat request to the engine itself). `accept`/`remember` let a program filter
+records against what it already kept (e.g. the self-instruct ROUGE-L novelty filter), consistently
+across resumes.
 
 Any program can be optimized by DSPy's optimizers (`synthloop compile`, `synthloop.synth.compile`);
 `config.compiled` then names the saved state (demos, instructions), loaded when the program is built.
@@ -19,13 +22,16 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import dspy
 from pydantic import BaseModel, ConfigDict, Field
 
+from synthloop.engines.base import Engine, run_sync
+from synthloop.engines.types import Sampling
 from synthloop.judges.base import JudgeItem
 
 
@@ -52,6 +58,18 @@ class _LoadsCompiled(type(dspy.Module)):
         return program
 
 
+@dataclass
+class ProgramCall:
+    """What one attempt of one item runs with (the runner builds it): the engine (behind the run's request cache),
+    the run's sampling, the attempt's seed, and the DSPy LM and adapter over that engine, built on first use."""
+
+    engine: Engine
+    sampling: Sampling
+    seed: int
+    attempt: int
+    dspy_settings: Callable[[], tuple[dspy.LM, dspy.Adapter]] = field(repr=False)
+
+
 class SynthProgram(dspy.Module, metaclass=_LoadsCompiled):
     name: ClassVar[str]
     config_class: ClassVar[type[BaseModel]]
@@ -75,6 +93,18 @@ class SynthProgram(dspy.Module, metaclass=_LoadsCompiled):
     def inputs(self) -> Iterator[dict[str, Any]]:
         """The items to run on, in a fixed order (item i must be the same on every run)."""
         raise NotImplementedError(f"{type(self).__name__} takes its inputs from the caller")
+
+    async def arun(self, inputs: dict[str, Any], call: ProgramCall) -> dict[str, Any]:
+        """One attempt at one item -> its record (without `id` and `provenance`, which the runner adds). DSPy's
+        call history and trace are off: each keeps every call (up to 10,000) in memory."""
+        lm, adapter = call.dspy_settings()
+        with dspy.context(lm=lm, adapter=adapter, disable_history=True, trace=None):
+            prediction = await self.acall(**inputs)
+        return self.to_record(inputs, prediction)
+
+    def forward(self, *args: Any, **inputs: Any) -> dspy.Prediction:
+        """The sync call is the async program run to completion: programs write `aforward` only."""
+        return run_sync(lambda: self.aforward(*args, **inputs))
 
     def to_record(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> dict[str, Any]:
         return {**inputs, **prediction.toDict()}

@@ -1,12 +1,17 @@
-"""Plain chat sampling (no DSPy): one request per input row, `n` samples, straight through the engine.
+"""Chat programs (no DSPy): the prompt -> parse primitive, one chat request per input row, straight to the engine.
 
-The loops sample the policy with it (N answers per task to verify, one greedy answer per held-out
-task), through the same runner as every program: request cache, resume, errors, progress.
+    class Summaries(ChatProgram):                      # curator's shape: two hooks
+        def prompt(self, row): return ({"role": "user", "content": f"Summarize: {row['text']}"},)
+        def parse(self, row, messages, result): return {**row, "summary": result.text}
+
+`ChatSamples` is the one the loops sample the policy with (N answers per task to verify, one greedy
+answer per held-out task), through the same runner as every program: request cache, resume, errors,
+progress.
 
     program = ChatSamples(template="{prompt}\\nEnd with 'The answer is N.'", n=8)
     synthloop.generate(program, engine=engine, run="runs/r1/samples", inputs=tasks, sampling=...)
 
-Record: the input row, the `messages` sent, and `samples`: [{text, finish_reason, tokens}, ...].
+ChatSamples' record: the input row, the `messages` sent, and `samples`: [{text, finish_reason, tokens}, ...].
 """
 
 from __future__ import annotations
@@ -17,10 +22,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from synthloop.engines.base import Engine
-from synthloop.engines.types import ChatRequest, ChatResult, Sampling
+from synthloop.engines.types import ChatRequest, ChatResult
 from synthloop.runs.inputs import DatasetInput
-from synthloop.synth.base import SynthProgram
+from synthloop.synth.base import ProgramCall, SynthProgram
 
 
 class ChatSamplesConfig(BaseModel):
@@ -34,26 +38,28 @@ class ChatSamplesConfig(BaseModel):
 
 
 class ChatProgram(SynthProgram):
-    """A program that talks to the engine directly: `messages(row)` in, `to_chat_record(row, result)` out.
-    The runner calls `arun` instead of the DSPy path (see `synthloop.runs.generate`)."""
+    """A program that talks to the engine directly: `prompt(row)` -> chat messages, `parse(row, messages, result)`
+    -> the record. `samples_per_row()` completions come back per request (the engine's `n`)."""
 
-    def messages(self, row: dict[str, Any]) -> tuple[dict[str, str], ...]:
+    def prompt(self, row: dict[str, Any]) -> tuple[dict[str, str], ...]:
         raise NotImplementedError
 
     def samples_per_row(self) -> int:
         return 1
 
-    def to_chat_record(self, row: dict[str, Any], messages, result: ChatResult) -> dict[str, Any]:
+    def parse(self, row: dict[str, Any], messages: tuple[dict[str, str], ...], result: ChatResult) -> dict[str, Any]:
         return {**row, "messages": list(messages), "samples": [
             {"text": c.text, "finish_reason": c.finish_reason, "tokens": c.output_tokens} for c in result.completions
         ]}
 
-    async def arun(self, row: dict[str, Any], *, engine: Engine, sampling: Sampling, seed: int,
-                   attempt: int) -> dict[str, Any]:
-        messages = self.messages(row)
-        request = ChatRequest(messages=messages, sample_index=attempt,
-                              sampling=sampling.model_copy(update={"n": self.samples_per_row(), "seed": seed}))
-        return self.to_chat_record(row, messages, await engine.agenerate(request))
+    async def arun(self, inputs: dict[str, Any], call: ProgramCall) -> dict[str, Any]:
+        messages = self.prompt(inputs)
+        sampling = call.sampling.model_copy(update={"n": self.samples_per_row(), "seed": call.seed})
+        request = ChatRequest(messages=messages, sample_index=call.attempt, sampling=sampling)
+        return self.parse(inputs, messages, await call.engine.agenerate(request))
+
+    async def aforward(self, **inputs: Any):
+        raise NotImplementedError(f"{self.name} is a chat program: run it with synthloop.generate")
 
 
 class ChatSamples(ChatProgram):
@@ -72,7 +78,7 @@ class ChatSamples(ChatProgram):
     def samples_per_row(self) -> int:
         return self.config.n
 
-    def messages(self, row: dict[str, Any]) -> tuple[dict[str, str], ...]:
+    def prompt(self, row: dict[str, Any]) -> tuple[dict[str, str], ...]:
         missing = [s for s in self._slots if s not in row]
         if missing:
             raise KeyError(f"chat_samples: the template needs column {missing[0]!r} (row has: {', '.join(row)})")

@@ -5,14 +5,15 @@ against a metric that is a synthloop judge or verifier, scored on held-out input
     from synthloop.judges.verifiers import SpanVerifier
     result = compile_program(TaskGeneration(inputs=..., task_types=["extractive_qa"]), engine=engine,
                              judge=VerifierJudge(SpanVerifier()), out="runs/compiled", train_size=24, held_out=40)
+    # or any judge spec, as in a config's `metric:` (e.g. {kind: llm, min_score: 7}), with its acceptance rule
     result.before.mean, result.after.mean           # the metric on the held-out inputs
     TaskGeneration(..., compiled=result.path)        # or `program.compiled: runs/compiled` in a generate config
 
 The metric of a record is the judge's score of `program.judge_item(record)`, and 0 when the program's
 own filter drops the record or the item fails (as `generate` would keep nothing of it). A bootstrapped
-demo counts as good when its score reaches `threshold`. Before and after are scored on the same
-held-out items with the same seeds, so the comparison is paired. The output directory is a run
-directory (manifest, request cache): a killed compile reruns from its cache.
+demo counts as good when the judge accepts it (the panel's rule: a verifier's verdict, or `min_score`).
+Before and after are scored on the same held-out items with the same seeds, so the comparison is paired. The
+output directory is a run directory (manifest, request cache): a killed compile reruns from its cache.
 """
 
 from __future__ import annotations
@@ -38,12 +39,15 @@ from synthloop.engines.base import Engine
 from synthloop.engines.config import EngineConfig
 from synthloop.engines.dspy_adapter import SchemaJSONAdapter
 from synthloop.engines.dspy_bridge import dspy_lm
-from synthloop.engines.types import ChatRequest, Sampling
-from synthloop.judges.base import Judge, VerifierJudge
+from synthloop.engines.failures import classify_failure
+from synthloop.engines.types import ChatRequest, Sampling, sampling_config
+from synthloop.judges.base import Judge
+from synthloop.judges.panel import Member
+from synthloop.judges.spec import JudgeSpec
 from synthloop.runs.cache import CachedEngine, RequestCache
-from synthloop.runs.config import ProgramConfig, SamplingConfig
 from synthloop.runs.run_dir import ResumePolicy, RunDir
 from synthloop.synth.base import SynthProgram
+from synthloop.synth.generate_config import ProgramConfig
 
 
 class OptimizerConfig(Config):
@@ -62,38 +66,9 @@ class OptimizerConfig(Config):
                              json_schema_extra=RUNTIME)
 
 
-class JudgeSpec(Config):
-    kind: Literal["span_in_passage", "math_answer", "embedding_similarity"] = Field(
-        description="span_in_passage: the response is a span of the reference passage (verifier); math_answer: "
-        "the final number equals the reference (verifier); embedding_similarity: MiniLM cosine of the response "
-        "to the reference.")
-    max_words: int = Field(30, ge=1, description="span_in_passage: longest span accepted.")
-    embedder: str = Field("all-minilm-l6-v2", description="embedding_similarity: the sentence-transformers model.")
-
-
-class MetricConfig(Config):
-    judge: JudgeSpec = Field(description="The judge or verifier that scores each record.")
-    reference: str | None = Field(None, description="A record (or input) field passed to the judge as the "
-                                                    "reference; default: the program's own (e.g. the passage).")
-    threshold: float = Field(1.0, description="A bootstrapped demo is kept if its score is at least this.")
-
-
-def make_judge(spec: JudgeSpec) -> Judge:
-    if spec.kind == "span_in_passage":
-        from synthloop.judges.verifiers.span import SpanVerifier
-
-        return VerifierJudge(SpanVerifier(max_words=spec.max_words))
-    if spec.kind == "math_answer":
-        from synthloop.judges.verifiers.math import MathAnswerVerifier
-
-        return VerifierJudge(MathAnswerVerifier())
-    from synthloop.judges.similarity import EmbeddingSimilarityJudge
-
-    return EmbeddingSimilarityJudge(spec.embedder)
-
-
 class Scored(BaseModel):
     score: float
+    accepted: bool = Field(False, description="The judge accepts the record (a good demo).")
     kept: bool = Field(description="The program's filter kept the record (and the item did not fail).")
     reason: str = ""
 
@@ -101,10 +76,10 @@ class Scored(BaseModel):
 class Evaluation(BaseModel):
     n: int
     mean: float = Field(description="Mean score over all items (dropped or failed items count 0).")
-    passed: int = Field(description="Items scoring at least the threshold.")
+    passed: int = Field(description="Items the judge accepts.")
     kept: int = Field(description="Items whose record the program's filter kept.")
     mean_kept: float | None = Field(None, description="Mean score over kept records only.")
-    reasons: dict[str, int] = Field(default_factory=dict, description="Why items scored below the threshold.")
+    reasons: dict[str, int] = Field(default_factory=dict, description="Why items were not accepted.")
     items: list[Scored] = Field(default_factory=list)
 
 
@@ -118,25 +93,27 @@ class CompileResult(BaseModel):
 
 
 class JudgeMetric:
-    """A DSPy metric from a synthloop judge: `metric(example, prediction, trace)`."""
+    """A DSPy metric from a synthloop judge and its acceptance rule: `metric(example, prediction, trace)` is the score,
+    or (while an optimizer bootstraps demos, `trace` set) whether the judge accepts the record."""
 
-    def __init__(self, program: SynthProgram, judge: Judge, reference: str | None = None, threshold: float = 1.0):
-        self.program, self.judge, self.reference, self.threshold = program, judge, reference, threshold
+    def __init__(self, program: SynthProgram, judge: Judge | Member):
+        self.program = program
+        self.member = judge if isinstance(judge, Member) else Member(judge)
 
     def score(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> Scored:
         record = self.program.to_record(inputs, prediction)
         dropped = self.program.accept(record)
         if dropped:
             return Scored(score=0.0, kept=False, reason=f"filtered: {dropped}")
-        reference = None
-        if self.reference is not None:
-            reference = record.get(self.reference, inputs.get(self.reference))
-        judgement = self.judge.score([self.program.judge_item(record, reference)])[0]
-        return Scored(score=judgement.score, kept=True, reason=judgement.rationale)
+        field = self.member.reference_field
+        reference = None if field is None else record.get(field, inputs.get(field))
+        judgement = self.member.judge.score([self.program.judge_item(record, reference)])[0]
+        why = self.member.rejects(judgement)
+        return Scored(score=judgement.score, accepted=why is None, kept=True, reason=judgement.rationale or why or "")
 
     def __call__(self, example: dspy.Example, prediction: dspy.Prediction, trace: Any = None) -> float | bool:
         scored = self.score(dict(example.inputs()), prediction)
-        return scored.score >= self.threshold if trace is not None else scored.score
+        return scored.accepted if trace is not None else scored.score
 
 
 class _SeedPerRequest(Engine):
@@ -169,7 +146,6 @@ def evaluate(program: SynthProgram, items: list[tuple[int, dict[str, Any]]], met
              adapter: dspy.Adapter, *, seed: int, threads: int, max_attempts: int = 3) -> Evaluation:
     """Run `program` on (item index, inputs) pairs as `generate` would (same seeds, retries of unparseable
     outputs), and score every result with `metric`."""
-    from synthloop.runs.generate import _classify
 
     def one(item: int, inputs: dict[str, Any]) -> Scored:
         kind = "failed"
@@ -178,7 +154,7 @@ def evaluate(program: SynthProgram, items: list[tuple[int, dict[str, Any]]], met
                 try:
                     prediction = program(**inputs)
                 except Exception as exc:  # scored as a failure, as generate records it
-                    kind, retry, _ = _classify(exc)
+                    kind, retry, _ = classify_failure(exc)
                     if retry:
                         continue
                     break
@@ -191,9 +167,9 @@ def evaluate(program: SynthProgram, items: list[tuple[int, dict[str, Any]]], met
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
         scored = list(pool.map(lambda pair: one(*pair), items))
     kept = [s.score for s in scored if s.kept]
-    reasons = Counter(_short(s.reason) for s in scored if s.score < metric.threshold)
+    reasons = Counter(_short(s.reason) for s in scored if not s.accepted)
     return Evaluation(n=len(scored), mean=sum(s.score for s in scored) / max(1, len(scored)),
-                      passed=sum(s.score >= metric.threshold for s in scored), kept=len(kept),
+                      passed=sum(s.accepted for s in scored), kept=len(kept),
                       mean_kept=sum(kept) / len(kept) if kept else None, reasons=dict(reasons.most_common()),
                       items=scored)
 
@@ -218,14 +194,12 @@ def compile_program(
     program: SynthProgram,
     *,
     engine: Engine,
-    judge: Judge,
+    judge: Judge | Member,
     out: str | Path,
     inputs: Iterable[dict[str, Any]] | None = None,
     train_size: int = 24,
     held_out: int = 40,
     optimizer: OptimizerConfig | None = None,
-    reference: str | None = None,
-    threshold: float = 1.0,
     sampling: Sampling | None = None,
     seed: int = 0,
     json_max_chars: int | None = None,
@@ -233,7 +207,8 @@ def compile_program(
     config_yaml: str | None = None,
     log=print,
 ) -> CompileResult:
-    """Optimize `program` on its first `train_size` inputs; score it before and after on the next `held_out`."""
+    """Optimize `program` on its first `train_size` inputs; score it before and after on the next `held_out`. `judge`:
+    a Judge (the panel's default rule) or a `Member` (a judge with `min_score`, `reference_field`)."""
     if getattr(program.config, "compiled", None) is not None:
         raise ConfigError("program.compiled is set: compiling starts from the plain program (unset it)")
     if (optimizer or OptimizerConfig()).kind == "mipro_v2" and importlib.util.find_spec("optuna") is None:
@@ -245,18 +220,18 @@ def compile_program(
     if len(items) < train_size + held_out:
         raise ConfigError(f"{len(items)} inputs; compiling needs train_size + held_out = {train_size + held_out}")
     train, test = items[:train_size], items[train_size:]
+    metric = JudgeMetric(program, judge)
     identity = {"program": program.describe(), "engine": engine.describe(),
                 "sampling": sampling.model_dump(mode="json"), "seed": seed,
                 "optimizer": optimizer.model_dump(exclude={"num_threads"}),
-                "judge": judge.describe(), "reference": reference, "threshold": threshold,
+                "judge": metric.member.judge.describe(), "reference": metric.member.reference_field,
+                "min_score": metric.member.min_score, "max_score": metric.member.max_score,
                 "train_size": train_size, "held_out": held_out}
     run = RunDir.open(out, identity=identity, kind="compile", resume=resume, config_yaml=config_yaml)
     cache = RequestCache(run.cache_path)
     cached = CachedEngine(engine, cache)
-    lm = dspy_lm(_SeedPerRequest(cached, seed), temperature=sampling.temperature, max_tokens=sampling.max_tokens,
-                 top_p=sampling.top_p, json_max_chars=json_max_chars)
+    lm = dspy_lm(_SeedPerRequest(cached, seed), sampling, json_max_chars=json_max_chars)
     adapter = SchemaJSONAdapter() if engine.supports_json_schema else dspy.ChatAdapter()
-    metric = JudgeMetric(program, judge, reference, threshold)
     started = time.time()
     try:
         log(f"scoring the plain program on {len(test)} held-out inputs...")
@@ -279,7 +254,7 @@ def compile_program(
     state = json.loads(path.read_text())
     seconds = time.time() - started
     state["synthloop"] = {"program": program.name, "config": program.config.model_dump(mode="json"),
-                          "optimizer": optimizer.model_dump(), "judge": judge.describe(),
+                          "optimizer": optimizer.model_dump(), "judge": metric.member.judge.describe(),
                           "held_out": {"before": before.mean, "after": after.mean, "n": len(test)}}
     path.write_text(json.dumps(state, indent=2, default=str))
     result = CompileResult(path=path, run=run.path, before=before, after=after, demos=demos, seconds=seconds)
@@ -301,9 +276,10 @@ class CompileConfig(Config):
     program: ProgramConfig = Field(description="The program to optimize (as in a generate config); its inputs give "
                                                "the training and held-out items.")
     engine: EngineConfig = EngineConfig()
-    sampling: SamplingConfig = SamplingConfig()
+    sampling: sampling_config("How the program's model calls sample.", temperature=0.7, max_tokens=384)
     optimizer: OptimizerConfig = OptimizerConfig()
-    metric: MetricConfig = Field(description="How records are scored: a judge or verifier, and its reference.")
+    metric: JudgeSpec = Field(description="The judge or verifier that scores each record, with its acceptance rule "
+                                          "(a good demo) and reference_field (a record or input column).")
     train_size: int = Field(24, ge=2, description="Inputs the optimizer learns from (the first ones).")
     held_out: int = Field(40, ge=1, description="Inputs after those, scored before and after compiling.")
     seed: int = Field(0, description="Seeds every model call (paired before/after scoring).")

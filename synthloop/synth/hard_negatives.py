@@ -213,9 +213,6 @@ class HardNegatives(SynthProgram):
         return dspy.Prediction(anchor=query, positive=passage, negatives=negatives, negatives_meta=meta,
                                dropped=dropped, query_generated=generated_query, positive_id=positive_id)
 
-    def forward(self, passage: str, query: str | None = None, positive_id: str | None = None) -> dspy.Prediction:
-        return _run_sync(self.aforward(passage, query, positive_id))
-
     def to_record(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> dict[str, Any]:
         record: dict[str, Any] = {"anchor": prediction.anchor, "positive": prediction.positive}
         for i in range(self.config.num_negatives):
@@ -239,10 +236,6 @@ def _round_robin(groups: list[list[Candidate]]) -> Iterator[list[Candidate]]:
     for i in range(max((len(g) for g in groups), default=0)):
         yield [g[i] for g in groups if i < len(g)]
 
-
-def _run_sync(coro):
-    """`forward` for plain DSPy use outside an event loop (inside one, call `acall`)."""
-    return asyncio.run(coro)
 
 
 def training_dataset(run: str | Path, num_negatives: int | None = None):

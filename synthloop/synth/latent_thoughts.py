@@ -27,6 +27,7 @@ from rouge_score import rouge_scorer
 
 from synthloop.configs import Config
 from synthloop.engines.dspy_bridge import current_engine
+from synthloop.engines.failures import classify_failure
 from synthloop.engines.sample_context import child_seeds
 from synthloop.prompts.latent_thoughts import InferLatentThought
 from synthloop.runs.inputs import DatasetInput
@@ -92,12 +93,11 @@ class LatentThoughts(SynthProgram):
         """The sampled thoughts that can be scored, and why the others cannot: a sample cut off at max_tokens or
         unparseable, or an empty thought, is dropped (the other samples still count); when every sample failed,
         the first failure is raised, so the runner retries the document with fresh seeds. Other errors propagate."""
-        from synthloop.runs.generate import _classify  # the runner's failure kinds; imported late (no cycle)
 
         thoughts, dropped, failure = [], [], None
         for out in outs:
             if isinstance(out, BaseException):
-                kind, resample, transient = _classify(out)
+                kind, resample, transient = classify_failure(out)
                 if not resample or transient:
                     raise out
                 dropped.append(kind)
@@ -111,9 +111,6 @@ class LatentThoughts(SynthProgram):
         if not thoughts and failure is not None:
             raise failure
         return thoughts, dropped
-
-    def forward(self, document: str) -> dspy.Prediction:
-        return asyncio.run(self.aforward(document))
 
     def _choose(self, document: str, scores: thought_scoring.DocumentScores,
                 dropped: list[str] | None = None) -> dspy.Prediction:

@@ -138,15 +138,6 @@ class Rewrite(SynthProgram):
         return dspy.Prediction(source=source, style=style, rewrite=rewrite, llm_faithful=faithful,
                                similarity=self._similarity(source, rewrite))
 
-    def forward(self, text: Any, style: str | None = None, **_: Any) -> dspy.Prediction:
-        source = clip(as_text(text), self.config.max_text_chars)
-        style = self._style_of(source, style)
-        rewrite = self.rewriters[style](text=source).rewrite.strip()
-        faithful = bool(self.check(source=source, rewrite=rewrite).faithful) \
-            if self.config.faithfulness.llm_check else None
-        return dspy.Prediction(source=source, style=style, rewrite=rewrite, llm_faithful=faithful,
-                               similarity=self._similarity(source, rewrite))
-
     def to_record(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> dict[str, Any]:
         request = f"Rewrite the following text. {self.styles[prediction.style].description}\n\n{prediction.source}"
         record = {

@@ -117,10 +117,6 @@ class SelfInstruct(SynthProgram):
         answer = await self.respond.acall(task=task)
         return dspy.Prediction(task=task, response=answer.response.strip())
 
-    def forward(self, example_tasks: list[str]) -> dspy.Prediction:
-        task = clean_task(self.propose(example_tasks=example_tasks).new_task)
-        return dspy.Prediction(task=task, response=self.respond(task=task).response.strip())
-
     def to_record(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> dict[str, Any]:
         return {
             "messages": [

@@ -8,7 +8,7 @@ its solution, TRL's format). Dropped, with the reason: an empty or too short pro
 (ROUGE-L F1 against it >= `max_copy`), an answer that gives no answer under `answer_key` (e.g. no number), and a
 repeat of an earlier new problem. The writer's answer is unverified: the TT-SI recipe checks it by self-consistency.
 
-    synthloop generate configs/similar_problems.yaml
+    synthloop generate configs/generate/similar_problems.yaml
 """
 
 from __future__ import annotations
@@ -24,10 +24,7 @@ from synthloop.judges.self_consistency import AnswerKey, answer_key
 from synthloop.prompts.similar_problems import WriteSimilarProblem
 from synthloop.runs.inputs import DatasetInput
 from synthloop.synth.base import BaseProgramConfig, SynthProgram, as_text, carry_columns, dataset_rows
-
-
-def _normal(text: str) -> str:
-    return " ".join(text.split()).lower()
+from synthloop.text import normal_form
 
 
 class SimilarProblemsConfig(BaseProgramConfig):
@@ -77,11 +74,6 @@ class SimilarProblems(SynthProgram):
         return dspy.Prediction(new_problem=out.new_problem.strip(), solution=out.solution.strip(),
                                answer=str(out.answer).strip())
 
-    def forward(self, problem: str, **_: Any) -> dspy.Prediction:
-        out = self.write(problem=problem)
-        return dspy.Prediction(new_problem=out.new_problem.strip(), solution=out.solution.strip(),
-                               answer=str(out.answer).strip())
-
     def to_record(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> dict[str, Any]:
         answer = prediction.answer
         record = {
@@ -104,9 +96,9 @@ class SimilarProblems(SynthProgram):
             return f"copies the original problem (ROUGE-L {overlap:.2f} >= {self.config.max_copy})"
         if record["answer_key"] is None:
             return f"no answer in {record['answer']!r} ({self.config.answer_key} answer key)"
-        if _normal(new) in self._seen:
+        if normal_form(new) in self._seen:
             return "repeats an earlier new problem"
         return None
 
     def remember(self, record: dict[str, Any]) -> None:
-        self._seen.add(_normal(record["new_problem"]))
+        self._seen.add(normal_form(record["new_problem"]))

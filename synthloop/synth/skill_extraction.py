@@ -81,13 +81,6 @@ class SkillExtraction(SynthProgram):
             out = await self.from_instruction.acall(instruction=as_text(instruction))
         return dspy.Prediction(skills=self._clean(out.skills))
 
-    def forward(self, instruction: Any = None, topic: str | None = None, **_: Any) -> dspy.Prediction:
-        if topic is not None:
-            out = self.from_topic(topic=topic)
-        else:
-            out = self.from_instruction(instruction=as_text(instruction))
-        return dspy.Prediction(skills=self._clean(out.skills))
-
     def _clean(self, names: list[str]) -> list[str]:
         cleaned = dict.fromkeys(n for n in (normalize_skill(x) for x in names or []) if n)
         return list(cleaned)[: self.config.max_skills]

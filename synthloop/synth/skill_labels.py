@@ -81,10 +81,6 @@ class SkillLabels(SynthProgram):
         out = await self.label.acall(task=clip(as_text(task), self.config.max_task_chars), skill_list=self._shown)
         return dspy.Prediction(skills=self._clean(out))
 
-    def forward(self, task: Any, **_: Any) -> dspy.Prediction:
-        out = self.label(task=clip(as_text(task), self.config.max_task_chars), skill_list=self._shown)
-        return dspy.Prediction(skills=self._clean(out))
-
     def to_record(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> dict[str, Any]:
         return carry_columns({"task": as_text(inputs["task"]), "skills": prediction.skills}, inputs, ["task_id"])
 

@@ -147,12 +147,6 @@ class SkillMix(SynthProgram):
         response = (await self.respond.acall(instruction=instruction, skills=shown)).response.strip()
         return dspy.Prediction(instruction=instruction, response=response, skills=skills, query_type=query_type)
 
-    def forward(self, skills: list[str], query_type: str = "information seeking", **_: Any) -> dspy.Prediction:
-        shown = self._shown(skills)
-        instruction = self.write(skills=shown, query_type=query_type).instruction.strip()
-        response = self.respond(instruction=instruction, skills=shown).response.strip()
-        return dspy.Prediction(instruction=instruction, response=response, skills=skills, query_type=query_type)
-
     def to_record(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> dict[str, Any]:
         return {
             "messages": [{"role": "user", "content": prediction.instruction},

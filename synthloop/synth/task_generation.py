@@ -182,11 +182,6 @@ class TaskGeneration(SynthProgram):
         passage, kind, args = self._call_args(passage, task_type, label)
         return self._prediction(passage, kind, args, await self.generators[kind].acall(**args))
 
-    def forward(self, passage: Any, task_type: str | None = None, label: str | None = None,
-                **_: Any) -> dspy.Prediction:
-        passage, kind, args = self._call_args(passage, task_type, label)
-        return self._prediction(passage, kind, args, self.generators[kind](**args))
-
     def check(self, task_type: TaskType, passage: str, task: str, answer: str) -> dict[str, str | None]:
         """Each of the type's checks -> None if it passed, else why not."""
         out: dict[str, str | None] = {}

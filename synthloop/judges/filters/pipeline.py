@@ -29,9 +29,9 @@ from synthloop.judges.filters.repetition import RepetitionConfig, RepetitionFilt
 from synthloop.judges.filters.score import JudgeThreshold, JudgeThresholdConfig
 from synthloop.judges.filters.similarity import SimilarityConfig, SimilarityFilter
 from synthloop.judges.filters.simple import LengthConfig, LengthFilter, RefusalConfig, RefusalFilter
-from synthloop.runs.append_log import AppendLog
 from synthloop.runs.inputs import DatasetInput
-from synthloop.runs.run_dir import ResumePolicy, RunDir, atomic_write
+from synthloop.runs.jsonl import AppendLog, atomic_write
+from synthloop.runs.run_dir import ResumePolicy, RunDir
 
 FilterSpec = Annotated[
     Union[ExactDedupConfig, NearDedupConfig, LengthConfig, RefusalConfig,  # noqa: UP007 - a discriminated union
@@ -77,10 +77,10 @@ def build_filter(spec: BaseModel, *, cache_path: Path | None = None, log=None) -
     if isinstance(spec, SimilarityConfig):
         return SimilarityFilter(spec), lambda: None
     if isinstance(spec, JudgeThresholdConfig):
-        from synthloop.judges.spec import build_judge
+        from synthloop.judges.panel import Panel
 
-        built = build_judge(spec.judge, cache_path=cache_path, log=log)
-        return JudgeThreshold(spec, built.judge), built.close
+        panel = Panel.from_specs([spec.judge], cache_path=cache_path, where="judge_threshold.judge", log=log)
+        return JudgeThreshold(spec, panel), panel.close
     raise TypeError(f"unknown filter config {type(spec).__name__}")
 
 

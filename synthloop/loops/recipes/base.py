@@ -6,7 +6,8 @@
         def stages(self, round_):                # round 1, 2, ...; round 0 is the baseline evaluation
             return [TasksStage(), SampleStage(), JudgeStage(), MyBuildStage(), TrainStage("sft"), EvaluateStage()]
 
-Register it in `synthloop/loops/recipes/__init__.py: RECIPES`; the loop config then accepts it. The
+Register it in `synthloop/loops/recipes/__init__.py: RECIPES` and its config in `recipes/configs.py:
+RECIPE_CONFIGS`; the loop config then accepts it. The
 controller runs the stages, records each one's outputs once it finished, resumes a killed loop at the
 stage it was in, swaps engines and checkpoints, and writes the per-round metrics.
 """
@@ -14,21 +15,17 @@ stage it was in, swaps engines and checkpoints, and writes the per-round metrics
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel
 
+from synthloop.loops.config import LoopConfig
 from synthloop.loops.stages import EvaluateStage, Stage
-
-if TYPE_CHECKING:
-    from synthloop.loops.config import LoopConfig
 
 
 class Recipe(ABC):
     name: ClassVar[str]
     config_class: ClassVar[type[BaseModel]]
-    #: the recipe trains on `tasks.train` (a recipe that works on the held-out inputs alone, e.g. TT-SI, sets False)
-    needs_train_tasks: ClassVar[bool] = True
 
     def __init__(self, loop: LoopConfig):
         self.loop = loop

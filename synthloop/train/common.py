@@ -1,0 +1,350 @@
+"""What the SFT, DPO and GRPO steps share: device and precision defaults, loading the policy, LoRA, a
+progress bar and a per-step log, time-based resumable checkpoints, and the final checkpoint.
+
+A step writes into its output directory:
+
+    out/
+      model/            the trained checkpoint (LoRA merged unless lora.merge is false) + tokenizer
+      result.json       what happened (steps, losses, seconds, peak memory); written last: the "done" marker
+      log.jsonl         one line per logged step (loss, learning rate, rewards, ...)
+      trainer/          TRL/transformers checkpoints while training (removed once model/ is written)
+
+Calling a step again on a finished directory returns the saved result without training; on a
+directory whose step was killed, it resumes from the last complete trainer checkpoint (a checkpoint
+is complete once its trainer_state.json, written last, exists).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from synthloop.memory import PeakRSS, release_memory
+from synthloop.runs.jsonl import AppendLog, atomic_write, read_jsonl
+from synthloop.train.config import LoraSettings, Precision, TrainCommon
+
+DataLike = Any  # a datasets.Dataset, a list of dicts, or a path to a .jsonl/.json/.parquet file
+
+
+class TrainResult(BaseModel):
+    method: str
+    base_model: str
+    checkpoint: str = Field(description="The trained model directory (loadable by every engine unless an adapter).")
+    adapter_only: bool = False
+    examples: int
+    steps: int
+    seconds: float
+    resumed_from_step: int | None = None
+    train_loss: float | None = None
+    first_loss: float | None = None
+    last_loss: float | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict, description="Last logged value of every metric.")
+    peak_rss_gib: float | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+
+
+# -- device and precision ---------------------------------------------------------------------------
+def on_gpu() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_precision(precision: Precision) -> str:
+    if precision != "auto":
+        return precision
+    if not on_gpu():
+        return "fp32"
+    import torch
+
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def precision_args(precision: str) -> dict[str, Any]:
+    """TRL configs default to bf16, which fails at once on CPU; these are the arguments that work."""
+    args: dict[str, Any] = {"bf16": precision == "bf16", "fp16": precision == "fp16"}
+    if not on_gpu():
+        args.update(use_cpu=True, dataloader_pin_memory=False)
+    return args
+
+
+def load_policy(model_path: str | Path, precision: str):
+    """The model to train and its tokenizer. bf16 training loads bf16 weights; fp16 keeps fp32 weights under
+    autocast (fp16 master weights break the gradient scaler)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(str(model_path))
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype)
+    if on_gpu():
+        model = model.to("cuda")
+    return model, tokenizer
+
+
+def peft_config(lora: LoraSettings | None):
+    if lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+                      task_type="CAUSAL_LM")
+
+
+def trl_args(settings: TrainCommon, out: Path, precision: str) -> dict[str, Any]:
+    """The TrainingArguments every step shares."""
+    args: dict[str, Any] = dict(
+        output_dir=str(out / "trainer"),
+        learning_rate=settings.learning_rate,
+        num_train_epochs=settings.epochs,
+        max_steps=settings.max_steps if settings.max_steps is not None else -1,
+        per_device_train_batch_size=settings.batch_size,
+        gradient_accumulation_steps=settings.grad_accum,
+        warmup_steps=settings.warmup_ratio,  # transformers 5: a float in [0, 1) is a ratio
+        lr_scheduler_type=settings.lr_scheduler,
+        weight_decay=settings.weight_decay,
+        max_grad_norm=settings.max_grad_norm,
+        gradient_checkpointing=settings.gradient_checkpointing,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        logging_steps=settings.logging_steps,
+        save_strategy="no",  # checkpoints are time-based (CheckpointAndLog), see checkpoint_every_minutes
+        save_total_limit=1,
+        report_to="none",
+        disable_tqdm=True,  # our own progress bar
+        **precision_args(precision),
+    )
+    args.update(settings.trl)
+    return args
+
+
+# -- data -------------------------------------------------------------------------------------------
+def as_dataset(data: DataLike):
+    import datasets
+
+    if isinstance(data, datasets.Dataset):
+        return data
+    if isinstance(data, str | Path):
+        path = Path(data)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no such training data file")
+        fmt = "parquet" if path.suffix == ".parquet" else "json"
+        return datasets.load_dataset(fmt, data_files=str(path), split="train")
+    rows = list(data)
+    return datasets.Dataset.from_list(rows)
+
+
+# -- checkpoints, log, progress ---------------------------------------------------------------------
+def last_complete_checkpoint(trainer_dir: Path) -> Path | None:
+    """The newest checkpoint whose trainer_state.json exists; incomplete ones (a kill while saving) are removed."""
+    if not trainer_dir.is_dir():
+        return None
+    found = []
+    for path in trainer_dir.glob("checkpoint-*"):
+        try:
+            found.append((int(path.name.split("-")[1]), path))
+        except (IndexError, ValueError):
+            continue
+    best = None
+    for _, path in sorted(found, reverse=True):
+        if best is None and (path / "trainer_state.json").is_file():
+            best = path
+        elif best is None:
+            shutil.rmtree(path, ignore_errors=True)
+    return best
+
+
+def _checkpoint_step(path: Path) -> int:
+    return int(path.name.split("-")[1])
+
+
+def _truncate_log(log: Path, last_step: int) -> None:
+    """A resumed step redoes the steps after its checkpoint: drop their log lines so none is doubled."""
+    if not log.is_file():
+        return
+    kept = [row for row in read_jsonl(log) if row.get("step", 0) <= last_step]
+    atomic_write(log, "".join(json.dumps(row) + "\n" for row in kept))
+
+
+def _callback_class():
+    from transformers import TrainerCallback
+
+    class CheckpointAndLog(TrainerCallback):
+        """Time-based checkpoints, a log line per logged step, and a progress bar."""
+
+        def __init__(self, log_path: Path, every_s: float, label: str, show_progress: bool):
+            self.log = AppendLog(log_path)
+            self.every_s = every_s
+            self.label = label
+            self.last_save = time.monotonic()
+            self.show_progress = show_progress
+            self.progress = None
+            self.task = None
+            self.last: dict[str, float] = {}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            if self.show_progress:
+                from synthloop.progress import make_progress
+
+                self.progress = make_progress()
+                self.progress.start()
+                self.task = self.progress.add_task(self.label, total=state.max_steps, completed=state.global_step,
+                                                   detail="")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if time.monotonic() - self.last_save >= self.every_s and state.global_step < state.max_steps:
+                control.should_save = True
+            if self.progress is not None:
+                detail = " · ".join(f"{k} {v:.4g}" for k, v in self.last.items())
+                self.progress.update(self.task, completed=state.global_step, detail=detail)
+
+        def on_save(self, args, state, control, **kwargs):
+            self.last_save = time.monotonic()
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = dict(logs or {})
+            numeric = {k: float(v) for k, v in logs.items() if isinstance(v, int | float)}
+            self.log.write({"step": state.global_step, **numeric})
+            for key in ("loss", "reward", "rewards/mean", "rewards_mean", "train_loss"):
+                if key in numeric:
+                    self.last[key] = numeric[key]
+
+        def on_train_end(self, args, state, control, **kwargs):
+            self.close()
+
+        def close(self):
+            if self.progress is not None:
+                self.progress.stop()
+                self.progress = None
+            self.log.close()
+
+    return CheckpointAndLog
+
+
+# -- the shared flow --------------------------------------------------------------------------------
+def finished(out: str | Path) -> TrainResult | None:
+    """The result of a finished step in `out`, or None."""
+    out = Path(out)
+    result, model = out / "result.json", out / "model"
+    if result.is_file() and model.is_dir():
+        return TrainResult.model_validate_json(result.read_text())
+    return None
+
+
+def training_data(method: str, data: DataLike, columns: Iterable[str] = (), what: str = "examples"):
+    """The step's data as a `datasets.Dataset`; empty data or missing columns are one-line `ValueError`s."""
+    dataset = as_dataset(data)
+    if len(dataset) == 0:
+        raise ValueError(f"{method}: no {what} to train on")
+    missing = set(columns) - set(dataset.column_names)
+    if missing:
+        raise ValueError(f"{method}: the {what} need columns {', '.join(columns)} (missing: "
+                         f"{', '.join(sorted(missing))})")
+    return dataset
+
+
+def run_training(
+    method: str,
+    *,
+    model: str | Path,
+    data: DataLike,
+    out: str | Path,
+    settings: TrainCommon,
+    build_trainer: Callable[..., Any],
+    columns: Iterable[str] = (),
+    what: str = "examples",
+    prepare: Callable[[Any], Any] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
+    """The flow every step shares. A finished `out` returns its saved result at once. Otherwise: load `data` (checked
+    for `columns`; `prepare` may reshape it), load the policy (`model`: a registered name, a checkpoint directory or
+    a hub id), build the TRL trainer with `build_trainer(policy, tokenizer, args, peft_config, callbacks, dataset)`,
+    train (resuming from the last complete checkpoint), save the final checkpoint and the result."""
+    from synthloop.engines import registry
+
+    out = Path(out)
+    done = finished(out)
+    if done is not None:
+        return done
+    dataset = training_data(method, data, columns, what)
+    examples = len(dataset)
+    if prepare is not None:
+        dataset = prepare(dataset)
+    model = registry.resolve(str(model))
+    out.mkdir(parents=True, exist_ok=True)
+    precision = resolve_precision(settings.precision)
+    resume = last_complete_checkpoint(out / "trainer")
+    if resume is not None:
+        _truncate_log(out / "log.jsonl", _checkpoint_step(resume))
+        if log:
+            log(f"{method}: resuming from {resume.name}")
+    elif (out / "log.jsonl").exists():
+        (out / "log.jsonl").unlink()  # a kill before the first checkpoint: the step starts over
+    started = time.time()
+    meter = PeakRSS().start()
+    policy, tokenizer = load_policy(model, precision)
+    callback = _callback_class()(out / "log.jsonl", settings.checkpoint_every_minutes * 60, method, progress)
+    trainer = build_trainer(policy, tokenizer, trl_args(settings, out, precision), peft_config(settings.lora),
+                            [callback], dataset)
+    from transformers import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # it prints every log dict; ours writes log.jsonl and a bar
+    try:
+        output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        steps = trainer.state.global_step
+        checkpoint = _save_final(trainer, tokenizer, out, settings.lora)
+    finally:
+        callback.close()
+    rows = list(read_jsonl(out / "log.jsonl"))
+    losses = [r["loss"] for r in rows if "loss" in r]
+    last: dict[str, Any] = {}
+    for row in rows:
+        last.update({k: v for k, v in row.items() if k != "step"})
+    result = TrainResult(
+        method=method, base_model=str(model), checkpoint=str(checkpoint),
+        adapter_only=settings.lora is not None and not settings.lora.merge, examples=examples, steps=steps,
+        seconds=round(time.time() - started, 2), resumed_from_step=_checkpoint_step(resume) if resume else None,
+        train_loss=getattr(output, "training_loss", None), first_loss=losses[0] if losses else None,
+        last_loss=losses[-1] if losses else None, metrics=last, peak_rss_gib=round(meter.peak_gib, 3),
+        device="cuda" if on_gpu() else "cpu", precision=precision,
+    )
+    meter.stop()
+    atomic_write(out / "result.json", result.model_dump_json(indent=2))
+    shutil.rmtree(out / "trainer", ignore_errors=True)  # optimizer states are large; the step is done
+    del trainer, policy, output
+    release_memory()
+    return result
+
+
+def _save_final(trainer, tokenizer, out: Path, lora: LoraSettings | None) -> Path:
+    """Write model/ atomically (a temporary directory renamed at the end)."""
+    final, tmp = out / "model", out / ".model-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model = trainer.model
+    if lora is not None and lora.merge:
+        model = model.merge_and_unload()
+    if hasattr(model, "config"):
+        model.config.use_cache = True  # training turns it off; generation wants it
+    model.save_pretrained(str(tmp))
+    tokenizer.save_pretrained(str(tmp))
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
+
+
+def messages_prompt(prompt: str | Iterable[dict[str, str]], system: str | None = None) -> list[dict[str, str]]:
+    """A prompt as chat messages: a plain string becomes one user turn (after an optional system turn)."""
+    msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
+    if system and (not msgs or msgs[0]["role"] != "system"):
+        msgs.insert(0, {"role": "system", "content": system})
+    return msgs
