@@ -140,7 +140,8 @@ def probe_isolation() -> IsolationProbe:
     if not sys.platform.startswith("linux"):
         return IsolationProbe(isolated=False, reason=f"namespaces need Linux, this is {sys.platform}")
     try:
-        result = _run("import os\nprint(os.getuid(), os.getppid())\n", SandboxConfig(timeout_s=10), "namespaces",
+        # a generous timeout: a probe that failed because the machine was busy would refuse all later runs
+        result = _run("import os\nprint(os.getuid(), os.getppid())\n", SandboxConfig(timeout_s=120), "namespaces",
                       None, 200)
     except SandboxUnavailable as exc:
         return IsolationProbe(isolated=False, reason=str(exc))
@@ -171,9 +172,10 @@ def _binds() -> list[str]:
 
 def _memfd(name: str, data: bytes = b"") -> int:
     fd = os.memfd_create(f"synthloop-sandbox-{name}")
-    if data:
-        os.write(fd, data)
-        os.lseek(fd, 0, os.SEEK_SET)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
     return fd
 
 
@@ -187,8 +189,9 @@ def _run(code: str, cfg: SandboxConfig, mode: Isolation, stdin: str | None, max_
             "workdir": workdir,
             "env": {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
                     "HOME": workdir or "/tmp", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+            # RLIMIT_NPROC only where it counts this run alone: in its own user namespace
             "limits": {"as": cfg.memory_mb * mb, "cpu": int(cfg.timeout_s) + 1, "fsize": cfg.max_file_mb * mb,
-                       "nofile": 64, "nproc": cfg.max_processes + (mode == "namespaces")},  # + its init
+                       "nofile": 64, "nproc": cfg.max_processes if mode == "namespaces" else None},
         }
         fds = [_memfd("config", marshal.dumps(launch)), _memfd("stdout"), _memfd("stderr")]
         stack.callback(lambda: [os.close(fd) for fd in fds])
@@ -245,6 +248,7 @@ class _Sandbox:
         self.launcher_fd = os.pidfd_open(proc.pid)
         self.init_pid: int | None = None
         self.init_fd: int | None = None
+        self._program: int | None = None
         self._pidns: int | None = None
 
     def read_status(self, status_r: int, deadline: float) -> str:
@@ -270,26 +274,41 @@ class _Sandbox:
         return bool(select.select([self.launcher_fd], [], [], timeout)[0])
 
     def resident_bytes(self) -> int:
-        """Anonymous resident memory of every process of the sandbox (read through its own /proc)."""
-        if self.init_pid is None:
-            return 0
-        root = f"/proc/{self.init_pid}/root/proc"
-        try:
-            pids = [p for p in os.listdir(root) if p.isdigit()]
-        except OSError:
-            return 0
-        if not pids:  # the sandbox has no /proc of its own: find its processes by their PID namespace
-            root, pids = "/proc", self._host_pids()
+        """Anonymous resident memory of every process of the sandbox, read through its own /proc."""
         total = 0
+        root, pids = self._sandbox_proc()
         for pid in pids:
             with contextlib.suppress(OSError, ValueError, IndexError):
                 fields = Path(f"{root}/{pid}/statm").read_text().split()
                 total += (int(fields[1]) - int(fields[2])) * PAGE  # resident - file-backed/shared
         return total
 
+    def _sandbox_proc(self) -> tuple[str, list[str]]:
+        """The sandbox's /proc seen from here, and its pids. Through init's root when we may (root);
+        otherwise through the program's (init changed uid, so only root may look into it; the program
+        exec'd inside the sandbox's user namespace, which we own). Without a /proc in the sandbox: the
+        host's processes in its PID namespace."""
+        for pid in (self.init_pid, self._program_pid()):
+            if pid is None:
+                continue
+            with contextlib.suppress(OSError):
+                pids = [p for p in os.listdir(f"/proc/{pid}/root/proc") if p.isdigit()]
+                return (f"/proc/{pid}/root/proc", pids) if pids else ("/proc", self._host_pids())
+        return "/proc", []
+
+    def _program_pid(self) -> int | None:
+        if self._program is None and self.init_pid is not None:
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                with contextlib.suppress(OSError, ValueError, IndexError):
+                    stat = Path(f"/proc/{pid}/stat").read_text()
+                    if int(stat.rsplit(")", 1)[1].split()[1]) == self.init_pid:
+                        self._program = int(pid)
+                        break
+        return self._program
+
     def _host_pids(self) -> list[str]:
         try:
-            self._pidns = self._pidns or os.stat(f"/proc/{self.init_pid}/ns/pid").st_ino
+            self._pidns = self._pidns or os.stat(f"/proc/{self._program_pid()}/ns/pid").st_ino
         except OSError:
             return []
         found = []

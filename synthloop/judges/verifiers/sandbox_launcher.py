@@ -45,7 +45,7 @@ MS_NOATIME, MS_NODIRATIME, MS_BIND, MS_REC = 1024, 2048, 4096, 16384
 MS_PRIVATE, MS_RELATIME, MS_STRICTATIME = 1 << 18, 1 << 21, 1 << 24
 ST_NOEXEC, ST_NOATIME, ST_NODIRATIME, ST_RELATIME = 8, 1024, 2048, 4096
 MNT_DETACH = 2
-PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 
 INNER_ID = 1000  # the program's uid/gid inside the namespace (mapped to `nobody`, or to the caller when not root)
@@ -99,7 +99,8 @@ def exit_like(status: int) -> None:
 def set_limits(limits: dict) -> None:
     for name, value in (("AS", limits["as"]), ("CPU", limits["cpu"]), ("FSIZE", limits["fsize"]),
                         ("NOFILE", limits["nofile"]), ("NPROC", limits["nproc"]), ("CORE", 0)):
-        resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (value, value))
+        if value is not None:
+            resource.setrlimit(getattr(resource, f"RLIMIT_{name}"), (value, value))
 
 
 def run_unisolated(cfg: dict, status_fd: int) -> None:
@@ -127,6 +128,9 @@ def write_maps(pid: int) -> None:
 
 
 def run_isolated(cfg: dict, status_fd: int) -> None:
+    # RLIMIT_NPROC counts the processes of the sandbox's uid in its user namespace: the program's, its
+    # init's (D), and C's too when C has that uid (when we are not root, C's outer uid is ours)
+    cfg["limits"]["nproc"] += 1 if os.geteuid() == 0 else 2
     if os.geteuid() == 0:  # root's supplementary groups would otherwise follow the program
         try:  # noqa: SIM105
             os.setgroups([])
@@ -271,7 +275,8 @@ def act_as_init(cfg: dict, status_fd: int, exit_w: int) -> None:
     own SIGTERM/SIGABRT and collect zombies: an init keeps ordinary process semantics.)"""
     set_limits(cfg["limits"])
     prctl(PR_SET_NO_NEW_PRIVS, 1)
-    prctl(PR_SET_DUMPABLE, 0)  # the program (same uid) may not ptrace its init or read its /proc files
+    # The program (same uid) cannot ptrace its init or read its /proc files: init holds capabilities in
+    # this user namespace and the program none, so the kernel asks for CAP_SYS_PTRACE, which it lacks.
     program = os.fork()
     if program == 0:
         os.setsid()  # kill(0, ...) then reaches only the program's own group
