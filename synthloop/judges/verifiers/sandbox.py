@@ -25,20 +25,25 @@ How (`sandbox_launcher.py` does the work in a fresh `python -I -S`; this module 
 - Limits: wall clock (the whole sandbox is killed) with RLIMIT_CPU as a backstop; RLIMIT_AS = memory_mb
   per process; RLIMIT_NPROC = max_processes; RLIMIT_FSIZE = max_file_mb, which also bounds stdout and
   stderr (they go to memfds, not into this process's memory); /tmp is tmp_mb.
-- Total memory across processes: every 25 ms the supervisor sums the anonymous resident memory of the
-  sandbox's processes (through the sandbox's /proc) and kills the whole sandbox above memory_mb. This is
-  a sampled limit, not a hard one: measured at the kill, 8 forks x 400 MB under 512 MB were stopped at
-  524-546 MB. A cgroup (memory.max, pids.max) would be exact, but is not used: on this machine (and
-  many CI runners) cgroups are v1 and the session's memory cgroup belongs to the tool that runs the
-  session; a child cgroup left behind by a crash would block that tool from removing its own, and
-  cgroup v2 delegation needs the caller to move itself out of its cgroup first (no internal processes),
-  which a library must not do. Worst case between two checks: max_processes x memory_mb.
+- Total memory across processes: every 25 ms the supervisor sums the anonymous and shared-memory
+  resident sizes (RssAnon + RssShmem) of the sandbox's processes (through the sandbox's /proc) and kills
+  the whole sandbox above memory_mb. Memory that no process's resident set shows is refused instead:
+  memfd_create, memfd_secret, System V shm and message queues fail with EPERM (a seccomp filter); POSIX
+  shm (/dev/shm) is the size-limited /tmp. This is a sampled limit, not a hard one: measured at the
+  kill, 8 forks x 400 MB under 512 MB were stopped at 524-546 MB; the worst case between two checks is
+  max_processes x memory_mb. A cgroup (memory.max, pids.max) would be exact, but is not used: on this
+  machine (and many CI runners) cgroups are v1 and the session's memory cgroup belongs to the tool that
+  runs the session; a child cgroup left behind by a crash would block that tool from removing its
+  own, and cgroup v2 delegation needs the caller to move itself out of its cgroup first (no internal
+  processes), which a library must not do.
 
 Why hand-written rather than bubblewrap: bwrap run as root maps the sandbox to host uid 0 (exempt from
 RLIMIT_NPROC, owner of root's files), Debian 12's bwrap 0.8 cannot size a tmpfs (a program could fill
 RAM through /tmp), it has no total memory limit, and it would be one more system package for every
 user; `unshare(1)` cannot build a root. The launcher needs only the standard library and ~20 syscalls.
-No seccomp filter: without capabilities and nested user namespaces the namespaces carry the isolation.
+The seccomp filter is a short deny list (the memory calls above, bpf, userfaultfd, perf_event_open,
+io_uring_setup; any 32-bit or x32 call), not an allow list: the namespaces, the missing capabilities
+and the absent nested user namespaces carry the isolation.
 
 Where user namespaces are unavailable (some containers, kernels built or configured without them,
 non-Linux), `run_python` raises `SandboxUnavailable` (one line, logged once) unless `allow_unisolated`
@@ -72,14 +77,13 @@ from synthloop.configs import Config
 log = logging.getLogger(__name__)
 
 LAUNCHER = Path(__file__).with_name("sandbox_launcher.py")
-PAGE = os.sysconf("SC_PAGE_SIZE")
 POLL_S = 0.025  # how often the wall clock and the sandbox's total memory are checked
 
 Isolation = Literal["namespaces", "none"]
 
 
 class SandboxConfig(Config):
-    """Limits of one sandboxed run (the code verifier's `sandbox:` settings)."""
+    """Limits of one sandboxed run; `CodeVerifier(**fields)` takes the same fields."""
 
     timeout_s: float = Field(10.0, gt=0, description="Wall-clock limit; the whole sandbox is killed when it passes.")
     memory_mb: int = Field(512, ge=32, description="Memory budget: each process's address space, and the "
@@ -274,13 +278,16 @@ class _Sandbox:
         return bool(select.select([self.launcher_fd], [], [], timeout)[0])
 
     def resident_bytes(self) -> int:
-        """Anonymous resident memory of every process of the sandbox, read through its own /proc."""
+        """Anonymous and shared-memory resident pages of every process of the sandbox (read through its
+        own /proc), not file-backed ones: what a fork or a MAP_SHARED mapping can grow. Pages shared
+        between processes count once per process (so the estimate errs high)."""
         total = 0
         root, pids = self._sandbox_proc()
         for pid in pids:
-            with contextlib.suppress(OSError, ValueError, IndexError):
-                fields = Path(f"{root}/{pid}/statm").read_text().split()
-                total += (int(fields[1]) - int(fields[2])) * PAGE  # resident - file-backed/shared
+            with contextlib.suppress(OSError, ValueError):
+                for line in Path(f"{root}/{pid}/status").read_text().splitlines():
+                    if line.startswith(("RssAnon:", "RssShmem:")):
+                        total += int(line.split()[1]) * 1024
         return total
 
     def _sandbox_proc(self) -> tuple[str, list[str]]:
