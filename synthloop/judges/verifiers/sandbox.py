@@ -30,8 +30,8 @@ How (`sandbox_launcher.py` does the work in a fresh `python -I -S`; this module 
   the whole sandbox above memory_mb. Memory that no process's resident set shows is refused instead:
   memfd_create, memfd_secret, System V shm and message queues fail with EPERM (a seccomp filter); POSIX
   shm (/dev/shm) is the size-limited /tmp. This is a sampled limit, not a hard one: measured at the
-  kill, 8 forks x 400 MB under 512 MB were stopped at 524-546 MB; the worst case between two checks is
-  max_processes x memory_mb. A cgroup (memory.max, pids.max) would be exact, but is not used: on this
+  kill, 8 forks x 400 MB under 512 MB were stopped at 512-546 MB (10 runs); the worst case between two
+  checks is max_processes x memory_mb. A cgroup (memory.max, pids.max) would be exact, but is not used: on this
   machine (and many CI runners) cgroups are v1 and the session's memory cgroup belongs to the tool that
   runs the session; a child cgroup left behind by a crash would block that tool from removing its
   own, and cgroup v2 delegation needs the caller to move itself out of its cgroup first (no internal
@@ -186,8 +186,10 @@ def _memfd(name: str, data: bytes = b"") -> int:
 def _run(code: str, cfg: SandboxConfig, mode: Isolation, stdin: str | None, max_output_chars: int) -> SandboxResult:
     mb = 1024 * 1024
     with contextlib.ExitStack() as stack:
-        workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="synthloop-sandbox-")) if mode == "none" \
-            else None
+        workdir = None
+        if mode == "none":  # (a program that outlived its run may still be writing there)
+            workdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="synthloop-sandbox-",
+                                                                      ignore_cleanup_errors=True))
         launch = {
             "mode": mode, "python": sys.executable, "code": code, "binds": _binds(), "tmp_mb": cfg.tmp_mb,
             "workdir": workdir,

@@ -140,6 +140,9 @@ def write_maps(pid: int) -> None:
 
 
 def run_isolated(cfg: dict, status_fd: int) -> None:
+    machine = os.uname().machine
+    if machine not in SYS_PIVOT_ROOT or machine not in SECCOMP_DENY:
+        raise Failed(f"no syscall table for {machine} (x86_64 and aarch64 are supported)")
     # RLIMIT_NPROC counts the processes of the sandbox's uid in its user namespace: the program's, its
     # init's (D), and C's too when C has that uid (when we are not root, C's outer uid is ours)
     cfg["limits"]["nproc"] += 1 if os.geteuid() == 0 else 2
@@ -269,10 +272,7 @@ def build_root(cfg: dict) -> None:
     with open("/proc/sys/user/max_user_namespaces", "w") as handle:
         handle.write("0")
     os.chdir(new)
-    number = SYS_PIVOT_ROOT.get(os.uname().machine)
-    if number is None:
-        raise Failed(f"pivot_root: unknown syscall number on {os.uname().machine}")
-    check(libc.syscall(number, b".", b"."), "pivot_root")
+    check(libc.syscall(SYS_PIVOT_ROOT[os.uname().machine], b".", b"."), "pivot_root")
     check(libc.umount2(b".", MNT_DETACH), "detaching the old root")
     os.chdir("/")
     mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
