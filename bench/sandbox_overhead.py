@@ -1,9 +1,11 @@
 """Per-run cost of the code sandbox: N runs of `print(1)` (the code verifier runs many small snippets).
 
-Three ways, interleaved so that load from other users hits them alike:
+Interleaved, so that load from other users hits them alike:
     plain      `python -I -c "print(1)"` as a subprocess: the floor of any process-based sandbox
     netns_only the design the sandbox replaced (setsid + unshare(CLONE_NEWNET) + rlimits in a preexec_fn)
     sandbox    `run_python` (launcher, user/PID/mount/net/IPC/UTS/cgroup namespaces, new root, init)
+    launcher   just starting the launcher's interpreter with its imports: the part of the sandbox's
+               cost that a long-lived launcher (forking per run) would save
 
 Run:  python bench/sandbox_overhead.py   (BENCH_RUNS=50 by default; light: one core, a few seconds)
 Saves bench/results/sandbox_overhead.json (ms per run: median, mean, p90).
@@ -50,6 +52,11 @@ def sandbox() -> str:
     return run_python(CODE).stdout
 
 
+def launcher() -> str:
+    imports = "import _signal, ctypes, errno, marshal, os, resource, struct, sys; print(1)"
+    return subprocess.run([sys.executable, "-I", "-S", "-c", imports], capture_output=True, text=True).stdout
+
+
 def summary(ms: list[float]) -> dict[str, float]:
     ordered = sorted(ms)
     return {"median_ms": round(statistics.median(ms), 1), "mean_ms": round(statistics.fmean(ms), 1),
@@ -63,7 +70,7 @@ def main() -> None:
     probe_ms = (time.perf_counter() - started) * 1000
     if not probe.isolated:
         sys.exit(f"error: the sandbox cannot isolate code here ({probe.reason})")
-    ways = {"plain": plain, "netns_only": netns_only, "sandbox": sandbox}
+    ways = {"plain": plain, "netns_only": netns_only, "sandbox": sandbox, "launcher": launcher}
     for run in ways.values():  # warm the page cache
         assert run().strip() == "1"
     times: dict[str, list[float]] = {name: [] for name in ways}

@@ -261,20 +261,20 @@ print('all allocated')
 
 @isolated
 @pytest.mark.parametrize("allocate", [
-    "block = b'x' * (200 * 1024 * 1024)  # written, so resident",
+    "block = b'x' * (100 * 1024 * 1024)  # written, so resident",
     # MAP_SHARED: shared memory, not anonymous; a limit that summed only anonymous memory would miss it
-    "block = mmap.mmap(-1, 200 * 1024 * 1024)\n        for i in range(0, len(block), 4096):\n"
+    "block = mmap.mmap(-1, 100 * 1024 * 1024)\n        for i in range(0, len(block), 4096):\n"
     "            block[i] = 1",
 ], ids=["private", "shared_mmap"])
 def test_total_memory_across_forks_is_limited(allocate):
     def per_process_limit():
-        resource.setrlimit(resource.RLIMIT_AS, (256 * 1024 ** 2,) * 2)
+        resource.setrlimit(resource.RLIMIT_AS, (128 * 1024 ** 2,) * 2)
 
     code = FORKS_X_MEMORY.replace("ALLOCATE", allocate)
-    # the control: a per-process limit of 256 MB (the old sandbox's kind) lets 3 x 200 MB through
+    # the control: a per-process limit of 128 MB (the old sandbox's kind) lets 3 x 100 MB through
     control = plain(code, preexec_fn=per_process_limit)  # noqa: PLW1509
     assert "all allocated" in control.stdout, control.stderr
-    result = run_python(code, memory_mb=256, timeout_s=20)
+    result = run_python(code, memory_mb=128, timeout_s=20)
     assert result.memory_exceeded and result.returncode != 0 and "all allocated" not in result.stdout
 
 
