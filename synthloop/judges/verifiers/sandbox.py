@@ -31,11 +31,11 @@ How (`sandbox_launcher.py` does the work in a fresh `python -I -S`; this module 
   memfd_create, memfd_secret, System V shm and message queues fail with EPERM (a seccomp filter); POSIX
   shm (/dev/shm) is the size-limited /tmp. This is a sampled limit, not a hard one: measured at the
   kill, 8 forks x 400 MB under 512 MB were stopped at 512-546 MB (10 runs); the worst case between two
-  checks is max_processes x memory_mb. A cgroup (memory.max, pids.max) would be exact, but is not used: on this
-  machine (and many CI runners) cgroups are v1 and the session's memory cgroup belongs to the tool that
-  runs the session; a child cgroup left behind by a crash would block that tool from removing its
-  own, and cgroup v2 delegation needs the caller to move itself out of its cgroup first (no internal
-  processes), which a library must not do.
+  checks is max_processes x memory_mb. A cgroup (memory.max, pids.max) would be exact, but is not
+  used: on this machine (and many CI runners) cgroups are v1 and the session's memory cgroup belongs
+  to the tool that runs the session; a child cgroup left behind by a crash would block that tool from
+  removing its own, and cgroup v2 delegation needs the caller to move itself out of its cgroup first
+  (no internal processes), which a library must not do.
 
 Why hand-written rather than bubblewrap: bwrap run as root maps the sandbox to host uid 0 (exempt from
 RLIMIT_NPROC, owner of root's files), Debian 12's bwrap 0.8 cannot size a tmpfs (a program could fill
