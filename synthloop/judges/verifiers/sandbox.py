@@ -53,9 +53,10 @@ fallback that patches Python's socket module: `import _socket` goes around it.
 
 Cost per run: the old design's (one `python -I` start-up) plus the launcher's own small interpreter
 start-up (the "launcher" row of bench/sandbox_overhead.py) and ~5 ms of namespace set-up and tear-down.
-Measured for `print(1)` on the shared 2-core machine under load (~8): median 171 ms against the old
+Measured for `print(1)` on the shared 2-core machine under load (~8-9): median 171 ms against the old
 design's 92 ms in a small caller; in a caller that has imported DSPy (whose fork the old preexec_fn paid)
-159 against 138 ms. A long-lived launcher forking per run would remove the launcher's start-up.
+156-159 ms against 123-138 ms (two runs), of which the launcher's start-up is ~38 ms. A long-lived
+launcher forking per run would remove that part.
 """
 
 from __future__ import annotations
