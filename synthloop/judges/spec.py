@@ -28,6 +28,7 @@ from synthloop.engines.pool import EnginePool
 from synthloop.judges.base import Judge, VerifierJudge
 from synthloop.judges.generative_judge import GenerativeJudgeConfig
 from synthloop.judges.llm_judge import LLMJudgeConfig
+from synthloop.judges.verifiers.sandbox import SandboxConfig
 
 
 class JudgeSpecBase(Config):
@@ -70,17 +71,16 @@ class IFEvalSpec(JudgeSpecBase):
         return VerifierJudge(IFEvalVerifier(loose=self.loose))
 
 
-class CodeSpec(JudgeSpecBase):
-    """The response's program runs against the reference tests in the sandbox."""
+class CodeSpec(JudgeSpecBase, SandboxConfig):
+    """The response's program runs against the reference tests in the sandbox (its limits are this spec's fields:
+    timeout_s, memory_mb, max_processes, max_file_mb, tmp_mb, allow_unisolated)."""
 
     kind: Literal["code"] = "code"
-    timeout_s: float = Field(10.0, gt=0, description="Wall-clock limit per run.")
-    memory_mb: int = Field(512, ge=32, description="Memory limit per run.")
 
     def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
         from synthloop.judges.verifiers.code import CodeVerifier
 
-        return VerifierJudge(CodeVerifier(timeout_s=self.timeout_s, memory_mb=self.memory_mb))
+        return VerifierJudge(CodeVerifier(**{name: getattr(self, name) for name in SandboxConfig.model_fields}))
 
 
 class SpanSpec(JudgeSpecBase):
