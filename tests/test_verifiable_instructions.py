@@ -192,12 +192,22 @@ def test_accept_restates_lost_constraints_and_drops_bad_rewrites(tmp_path):
     strict = _program(tmp_path, on_lost="drop")
     assert strict.accept(_record(strict, TASK, [words], "Write a long lighthouse keeper story about a message "
                                                         "in a bottle.")) == "lost constraints: " + words[0]
-    assert program.accept(_record(program, TASK, [comma], "")) == "empty rewrite"
+    # text that states every constraint but is not a request is dropped
     assert program.accept(_record(program, TASK, [comma], "Task: {task} no commas")).startswith("copied")
     assert program.accept(_record(program, TASK, [comma], "Write a poem about cats without commas.")).startswith(
         "lost the task")
-    long_answer = "Once upon a time a lighthouse keeper found a message in a bottle. " * 20
+    long_answer = "Once upon a time a lighthouse keeper found a message in a bottle. " * 20 + "No commas."
     assert program.accept(_record(program, TASK, [comma], long_answer)).startswith("too long")
+    # text that states none is not used: the prompt is the task and the templated statements
+    for text in ["", "Task: {task}", "Once upon a time. " * 50]:
+        record = _record(program, TASK, [words, comma], text)
+        assert record["templated"] and program.accept(record) is None
+        assert record["prompt"] == TASK + " Answer with at least 300 words. In your entire response, refrain from " \
+            "the use of any commas."
+    assert strict.accept(_record(strict, TASK, [comma], "")) == "lost constraints: punctuation:no_comma"
+    template = _program(tmp_path, on_lost="template")
+    record = _record(template, TASK, [words, comma], TASK + " Please avoid commas.")
+    assert record["templated"] and record["restated"] == [words[0]] and "Please" not in record["prompt"]
     # a placeholder example in the constraint is not a copied template slot
     placeholders = ("detectable_content:number_placeholders", {"num_placeholders": 2})
     assert program.accept(_record(program, TASK, [placeholders], TASK + " Use at least 2 placeholders in square "
@@ -210,6 +220,18 @@ def test_accept_restates_lost_constraints_and_drops_bad_rewrites(tmp_path):
     assert satisfying_response(list(zip(record["instruction_id_list"], record["kwargs"], strict=True))) is not None
     record = _record(program, TASK, [comma, repeat], "Write, please, " + TASK + " Do not use any commas.")
     assert program.accept(record).startswith("unsatisfiable")
+    # rewrite: constraints keeps the task verbatim; only the model's wording of the constraints is checked
+    wording = _program(tmp_path, rewrite="constraints")
+    record = _record(wording, TASK, [words, comma], "Please keep it comma-free and use at least 300 words.")
+    assert record["prompt"] == TASK + " Please keep it comma-free and use at least 300 words."
+    assert record["restated"] == [] and wording.accept(record) is None
+    record = _record(wording, "Summarize this text:\nThe 300 words below.", [words, comma], "Keep it long, no commas.")
+    assert record["restated"] == [words[0]]  # the task's own "300" does not count as stating the constraint
+    assert record["prompt"] == "Summarize this text:\nThe 300 words below.\n\nKeep it long, no commas. " \
+        "Answer with at least 300 words."
+    assert wording.accept(_record(wording, TASK, [comma], "")) is None  # templated
+    assert wording.accept(_record(wording, TASK, [comma], "Do not use commas. " * 30)).startswith("too long")
+    assert wording.accept(_record(wording, TASK, [repeat], "")) is None
 
 
 def test_program_end_to_end_on_the_tiny_model(tiny_engine, tmp_path):

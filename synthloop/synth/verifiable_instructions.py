@@ -8,23 +8,28 @@ checkable; only their wording comes from the model.
 Per item (seeded: item i is the same on every run): a base task (from the seed file, from a dataset such as a
 self-instruct run, or proposed by the model from seed examples), k drawn from `k`, k compatible constraints
 (`judges.verifiers.ifeval_constraints.draw_constraints`: keywords come from the task's own words), their
-templated statements, and one model call that writes task + statements as a request.
+templated statements, and one model call that writes task + statements as a request (`rewrite: request`), or
+only the statements in natural words, appended to the task kept verbatim (`rewrite: constraints`: what a 135M
+model can do; asked to rewrite the whole request, SmolLM2-135M loses or answers the task most of the time).
 
 Base tasks that share a 13-gram with an IFEval prompt are refused (the `decontaminate` filter's rule): the seed
 or dataset pool is filtered before drawing, and every record's base task is checked again (generated ones too).
 
 A rewrite that no longer states a constraint (`ifeval_constraints.stated`: its number, keyword, letter, marker,
 language or end phrase is missing) gets that constraint's templated statement appended verbatim (`on_lost:
-restate`, the default; the record lists them in `restated`), or is dropped (`on_lost: drop`). Restating keeps
-the draw (and its balance over kinds) at the cost of a less natural request. `combination:repeat_prompt` is never
-given to the model: the rewritten request is its `prompt_to_repeat`, and its statement follows the request, as in
-IFEval's own rows.
+restate`, the default; the record lists them in `restated`; a text that stated none of them is not used at all),
+is replaced by the templated statements (`on_lost: template`: no stray model text in the prompt; the choice for a
+weak model), or is dropped (`on_lost: drop`). Restating keeps the draw (and its balance over kinds) at the cost
+of a less natural request. `combination:repeat_prompt` is never given to the model: the rewritten request is its
+`prompt_to_repeat`, and its statement follows the request, as in IFEval's own rows.
 
 Records: `prompt`, `instruction_id_list`, `kwargs` (IFEval's row format), `base_task`, `constraint_statement`
-(the templated statements), `rewrite` (the model's text), `restated`. Dropped, with the reason: an empty rewrite,
-one that copies template slots or field names, one that lost the task (too few of its content words) or is far
-longer than its inputs (an answer, not a request), a contaminated base task, and a request to repeat that breaks
-`punctuation:no_comma` itself.
+(the templated statements), `rewrite` (the model's text), `restated` (ids whose statement was appended),
+`templated` (true when the prompt is the task and the templated statements, the model's text unused). Dropped,
+with the reason: model text the prompt uses that is empty, copies template slots or field names, lost the task
+(too few of its content words; `request` mode only) or is far longer than its inputs (an answer, not a request);
+a contaminated base task; and a request to repeat that breaks `punctuation:no_comma` itself. (Text the prompt
+does not use, replaced by the templated statements, is not checked: the record is the task and the statements.)
 
     synthloop generate configs/verifiable_instructions.yaml
 """
@@ -53,7 +58,7 @@ from synthloop.judges.verifiers.ifeval_constraints import (
     statement,
 )
 from synthloop.prompts.self_instruct import ProposeTask
-from synthloop.prompts.verifiable_instructions import StateConstraintsInRequest
+from synthloop.prompts.verifiable_instructions import StateConstraintsInRequest, StateConstraintsNaturally
 from synthloop.runs.inputs import DatasetInput
 from synthloop.synth.base import PROMPT_ECHO, BaseProgramConfig, SynthProgram, as_text, dataset_rows
 from synthloop.synth.self_instruct import clean_task, load_seed_tasks
@@ -82,9 +87,15 @@ class VerifiableInstructionsConfig(BaseProgramConfig):
     families: list[str] | None = Field(None, description="Instruction ids to draw from (default: all 25 of IFEval's, "
                                                          "e.g. punctuation:no_comma, keywords:existence).")
     num_examples: int = Field(8, ge=1, le=32, description="Seed tasks shown per proposal (base_tasks: generated).")
-    on_lost: Literal["restate", "drop"] = Field(
+    rewrite: Literal["request", "constraints"] = Field(
+        "request", description="request: the model writes the task and its constraints as one request; constraints: "
+        "the task stays verbatim and the model words only the constraints, appended to it (what a small model such "
+        "as SmolLM2-135M can do: it loses or answers the task when asked to rewrite all of it).")
+    on_lost: Literal["restate", "template", "drop"] = Field(
         "restate", description="A rewrite that no longer states a constraint (its number, keyword, marker... is "
-        "missing): append that constraint's templated statement (restate), or drop the record.")
+        "missing): restate appends that constraint's templated statement (and drops the model's text when it "
+        "stated none of them); template uses the task and the templated statements instead of the model's text; "
+        "drop drops the record.")
     min_task_overlap: float = Field(0.5, ge=0, le=1, description="Drop rewrites keeping less than this share of the "
                                                                  "base task's content words (the task was lost).")
     max_length_ratio: float = Field(3.0, gt=1, description="Drop rewrites with more words than this times the task "
@@ -128,6 +139,7 @@ class VerifiableInstructions(SynthProgram):
         super().__init__(config, **overrides)
         cfg = self.config
         self.write = dspy.Predict(StateConstraintsInRequest)
+        self.word = dspy.Predict(StateConstraintsNaturally)
         self.propose = dspy.Predict(ProposeTask)
         for k in set(cfg.k):  # fails early on unknown ids or a k the families cannot reach
             if k < 1:
@@ -176,11 +188,16 @@ class VerifiableInstructions(SynthProgram):
         return draw_constraints(rng, rng.choice(self.config.k), self.config.families, text=base_task)
 
     def _finish(self, base_task: str, constraints: list[Constraint], rewrite: str) -> dspy.Prediction:
+        """The record's fields from the model's text: the request (rewrite: request) or the constraints' wording
+        appended to the task (rewrite: constraints); lost constraints restated; repeat_prompt appended."""
         stated_ones = [(i, kw) for i, kw in constraints if i != REPEAT]
-        prompt = rewrite
+        prompt = rewrite if self.config.rewrite == "request" else _join(base_task, rewrite)
         restated = [i for i, kw in stated_ones if not stated(i, kw, rewrite)]
-        if restated and self.config.on_lost == "restate":
-            prompt = " ".join([rewrite.rstrip(), *(statement(i, kw) for i, kw in stated_ones if i in restated)])
+        templated = bool(restated) and (self.config.on_lost == "template" or len(restated) == len(stated_ones))
+        if templated and self.config.on_lost != "drop":  # the model's text is no use: the task and the statements
+            prompt = _join(base_task, " ".join(statement(i, kw) for i, kw in stated_ones))
+        elif restated and self.config.on_lost == "restate":
+            prompt = " ".join([prompt.rstrip(), *(statement(i, kw) for i, kw in stated_ones if i in restated)])
         kwargs = []
         for i, kw in constraints:
             kwargs.append({"prompt_to_repeat": prompt} if i == REPEAT else kw)
@@ -189,7 +206,7 @@ class VerifiableInstructions(SynthProgram):
         return dspy.Prediction(
             prompt=prompt, instruction_id_list=[i for i, _ in constraints], kwargs=kwargs, base_task=base_task,
             constraint_statement=" ".join(statement(i, kw) for i, kw in constraints), rewrite=rewrite,
-            restated=restated)
+            restated=restated, templated=templated and self.config.on_lost != "drop")
 
     async def aforward(self, base_task: str | None = None, example_tasks: list[str] | None = None,
                        draw: str | None = None, **_: Any) -> dspy.Prediction:
@@ -199,9 +216,13 @@ class VerifiableInstructions(SynthProgram):
             base_task = clean_task((await self.propose.acall(example_tasks=example_tasks)).new_task)
         constraints = self._draw(base_task, draw)
         statements = [statement(i, kw) for i, kw in constraints if i != REPEAT]
-        request = _clean((await self.write.acall(task=base_task, constraints=statements)).request) \
-            if statements else base_task
-        return self._finish(base_task, constraints, request)
+        if not statements:
+            text = base_task if self.config.rewrite == "request" else ""
+        elif self.config.rewrite == "request":
+            text = (await self.write.acall(task=base_task, constraints=statements)).request
+        else:
+            text = (await self.word.acall(task=base_task, constraints=statements)).constraints_text
+        return self._finish(base_task, constraints, _clean(text))
 
     def forward(self, base_task: str | None = None, example_tasks: list[str] | None = None,
                 draw: str | None = None, **_: Any) -> dspy.Prediction:
@@ -211,32 +232,24 @@ class VerifiableInstructions(SynthProgram):
             base_task = clean_task(self.propose(example_tasks=example_tasks).new_task)
         constraints = self._draw(base_task, draw)
         statements = [statement(i, kw) for i, kw in constraints if i != REPEAT]
-        request = _clean(self.write(task=base_task, constraints=statements).request) if statements else base_task
-        return self._finish(base_task, constraints, request)
+        if not statements:
+            text = base_task if self.config.rewrite == "request" else ""
+        elif self.config.rewrite == "request":
+            text = self.write(task=base_task, constraints=statements).request
+        else:
+            text = self.word(task=base_task, constraints=statements).constraints_text
+        return self._finish(base_task, constraints, _clean(text))
 
     def to_record(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> dict[str, Any]:
         return {key: prediction[key] for key in ("prompt", "instruction_id_list", "kwargs", "base_task",
-                                                 "constraint_statement", "rewrite", "restated")}
+                                                 "constraint_statement", "rewrite", "restated", "templated")}
 
     def accept(self, record: dict[str, Any]) -> str | None:
-        rewrite, base_task = record["rewrite"], record["base_task"]
         ids = record["instruction_id_list"]
-        if not rewrite.strip():
-            return "empty rewrite"
-        if _echoes(rewrite, f"{base_task}\n{record['constraint_statement']}", ids) or _FIELD_LABELS.search(rewrite):
-            return "copied the prompt's template or format"
-        task_words = content_words(base_task)
-        if task_words:
-            kept = set(content_words(rewrite))
-            share = sum(w in kept for w in task_words) / len(task_words)
-            if share < self.config.min_task_overlap:
-                return f"lost the task: keeps {share:.0%} of its content words"
-        budget = len(f"{base_task} {record['constraint_statement']}".split())
-        if len(rewrite.split()) > self.config.max_length_ratio * budget:
-            return f"too long for a request ({len(rewrite.split())} words for {budget} of task and constraints)"
         if record["restated"] and self.config.on_lost == "drop":
             return f"lost constraints: {', '.join(record['restated'])}"
-        reason = self.contamination(base_task)
+        reason = self._text_problem(record) if not record["templated"] else None  # unused text: nothing to check
+        reason = reason or self.contamination(record["base_task"])
         if reason:
             return reason
         if REPEAT in ids and "punctuation:no_comma" in ids and \
@@ -244,9 +257,36 @@ class VerifiableInstructions(SynthProgram):
             return "unsatisfiable: the request to repeat has a comma and commas are not allowed"
         return None
 
+    def _text_problem(self, record: dict[str, Any]) -> str | None:
+        """What is wrong with the model's text that the prompt uses, if anything."""
+        rewrite, base_task, ids = record["rewrite"], record["base_task"], record["instruction_id_list"]
+        whole = self.config.rewrite == "request"
+        if not rewrite.strip() and ids != [REPEAT]:
+            return "empty rewrite"
+        if _echoes(rewrite, f"{base_task}\n{record['constraint_statement']}", ids) or _FIELD_LABELS.search(rewrite):
+            return "copied the prompt's template or format"
+        task_words = content_words(base_task)
+        if whole and task_words:
+            kept = set(content_words(rewrite))
+            share = sum(w in kept for w in task_words) / len(task_words)
+            if share < self.config.min_task_overlap:
+                return f"lost the task: keeps {share:.0%} of its content words"
+        budget = len(f"{base_task if whole else ''} {record['constraint_statement']}".split())
+        if len(rewrite.split()) > self.config.max_length_ratio * budget:
+            return f"too long for a request ({len(rewrite.split())} words for {budget} of task and constraints)"
+        return None
+
     def judge_item(self, record: dict[str, Any], reference: Any = None) -> JudgeItem:
         """The request as the prompt and the record itself (an IFEval row) as the reference."""
         return JudgeItem(prompt=record["prompt"], response="", reference=record if reference is None else reference)
+
+
+def _join(task: str, constraints_text: str) -> str:
+    """The task, then its constraints: in the same paragraph after a one-line task, after a blank line otherwise."""
+    if not constraints_text:
+        return task
+    separator = "\n\n" if "\n" in task else " "
+    return f"{task}{separator}{constraints_text}"
 
 
 def _clean(request: str) -> str:
