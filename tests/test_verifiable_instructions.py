@@ -28,6 +28,7 @@ from synthloop.judges.verifiers.ifeval_responses import breaking_response, satis
 from synthloop.runs.config import GenerateConfig
 from synthloop.runs.generate import generate
 from synthloop.synth import VerifiableInstructions, build
+from synthloop.synth.verifiable_instructions import clean_request
 
 SHARED = __import__("conftest").SHARED
 IFEVAL = SHARED / "ifeval" / "input_data.jsonl"
@@ -126,6 +127,8 @@ def test_statements_state_their_values_and_a_lost_value_is_noticed():
     assert stated("punctuation:no_comma", {}, "Do not use any commas.")
     assert stated("detectable_format:number_bullet_lists", {"num_bullets": 3}, "Use three bullet points.")
     assert not stated("detectable_content:postscript", {"postscript_marker": "P.P.S"}, "Add a P.S. at the end.")
+    assert not stated("detectable_content:postscript", {"postscript_marker": "P.S."}, "Dear Bob, ... P.S. See you!")
+    assert not stated("detectable_format:constrained_response", {}, "My answer is yes.")
 
 
 def test_kwargs_use_the_tasks_words_and_stay_consistent():
@@ -152,7 +155,7 @@ def _program(tmp_path, **overrides):
 
 
 def _record(program: VerifiableInstructions, base_task: str, constraints, rewrite: str) -> dict:
-    return program.to_record({}, program._finish(base_task, constraints, rewrite))
+    return program.to_record({}, program.assemble(base_task, constraints, rewrite))
 
 
 def test_ifeval_prompts_are_refused_as_base_tasks(tmp_path):
@@ -232,6 +235,7 @@ def test_accept_restates_lost_constraints_and_drops_bad_rewrites(tmp_path):
     assert wording.accept(_record(wording, TASK, [comma], "")) is None  # templated
     assert wording.accept(_record(wording, TASK, [comma], "Do not use commas. " * 30)).startswith("too long")
     assert wording.accept(_record(wording, TASK, [repeat], "")) is None
+    assert clean_request('"[No commas at all, please."') == "No commas at all, please."
 
 
 def test_program_end_to_end_on_the_tiny_model(tiny_engine, tmp_path):

@@ -187,7 +187,7 @@ class VerifiableInstructions(SynthProgram):
         rng = random.Random(draw if draw is not None else f"{self.config.seed}:{base_task}")
         return draw_constraints(rng, rng.choice(self.config.k), self.config.families, text=base_task)
 
-    def _finish(self, base_task: str, constraints: list[Constraint], rewrite: str) -> dspy.Prediction:
+    def assemble(self, base_task: str, constraints: list[Constraint], rewrite: str) -> dspy.Prediction:
         """The record's fields from the model's text: the request (rewrite: request) or the constraints' wording
         appended to the task (rewrite: constraints); lost constraints restated; repeat_prompt appended."""
         stated_ones = [(i, kw) for i, kw in constraints if i != REPEAT]
@@ -222,7 +222,7 @@ class VerifiableInstructions(SynthProgram):
             text = (await self.write.acall(task=base_task, constraints=statements)).request
         else:
             text = (await self.word.acall(task=base_task, constraints=statements)).constraints_text
-        return self._finish(base_task, constraints, _clean(text))
+        return self.assemble(base_task, constraints, clean_request(text))
 
     def forward(self, base_task: str | None = None, example_tasks: list[str] | None = None,
                 draw: str | None = None, **_: Any) -> dspy.Prediction:
@@ -238,7 +238,7 @@ class VerifiableInstructions(SynthProgram):
             text = self.write(task=base_task, constraints=statements).request
         else:
             text = self.word(task=base_task, constraints=statements).constraints_text
-        return self._finish(base_task, constraints, _clean(text))
+        return self.assemble(base_task, constraints, clean_request(text))
 
     def to_record(self, inputs: dict[str, Any], prediction: dspy.Prediction) -> dict[str, Any]:
         return {key: prediction[key] for key in ("prompt", "instruction_id_list", "kwargs", "base_task",
@@ -289,10 +289,15 @@ def _join(task: str, constraints_text: str) -> str:
     return f"{task}{separator}{constraints_text}"
 
 
-def _clean(request: str) -> str:
+def clean_request(request: str) -> str:
+    """The model's text without wrapping quotes or a bracket left unmatched at either end."""
     text = request.strip()
     if len(text) > 1 and text[0] == text[-1] and text[0] in "\"'":
         text = text[1:-1].strip()
+    if text.startswith("[") and "]" not in text:
+        text = text[1:].strip()
+    if text.endswith("]") and "[" not in text:
+        text = text[:-1].strip()
     return text
 
 

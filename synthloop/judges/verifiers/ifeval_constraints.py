@@ -211,12 +211,11 @@ def _s_forbidden(d: _Draw) -> dict[str, Any]:
 
 def _s_letter(d: _Draw) -> dict[str, Any]:
     relation = _relation(d)
-    if relation == LESS:  # only a rare letter that no required phrase contains
-        used = "".join(d.required).lower()
-        options = [c for c in RARE_LETTERS if c not in used]
-        if not options:
-            relation = AT_LEAST
-    letter = d.rng.choice(options) if relation == LESS else d.rng.choice("abcdefghijklmnopqrstuvwxyz")
+    used = "".join(d.required).lower()
+    rare = [c for c in RARE_LETTERS if c not in used]  # "less than": a rare letter no required phrase contains
+    if relation == LESS and not rare:
+        relation = AT_LEAST
+    letter = d.rng.choice(rare if relation == LESS else "abcdefghijklmnopqrstuvwxyz")
     return {"letter": letter, "let_frequency": d.rng.choice(_LETTER_TIMES[relation]), "let_relation": relation}
 
 
@@ -425,9 +424,10 @@ STATED: dict[str, Callable[[dict[str, Any], str], bool]] = {
     "detectable_content:number_placeholders": lambda kw, t: _counted(kw, "num_placeholders", None,
                                                                      "placeholder|square bracket", t),
     "detectable_content:postscript": lambda kw, t: _has(
-        r"p\.\s?p\.\s?s" if kw["postscript_marker"] == "P.P.S" else r"p\.\s?s\.", t),
+        r"p\.\s?p\.\s?s" if kw["postscript_marker"] == "P.P.S" else r"p\.\s?s\.", t) and _has(r"postscript|\bend", t),
     "detectable_format:number_bullet_lists": lambda kw, t: _counted(kw, "num_bullets", None, "bullet", t),
-    "detectable_format:constrained_response": lambda kw, t: _has(r"my answer is", t),
+    "detectable_format:constrained_response": lambda kw, t: _has(r"my answer is", t)
+    and all(_word(w, t) for w in ("yes", "no", "maybe")),
     "detectable_format:number_highlighted_sections": lambda kw, t: _counted(kw, "num_highlights", None,
                                                                             "highlight", t),
     "detectable_format:multiple_sections": lambda kw, t: _has(rf"\b{re.escape(kw['section_spliter'])}\b", t, 0)
