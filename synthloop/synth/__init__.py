@@ -14,6 +14,7 @@ from synthloop.synth.skill_inventory import SkillInventory, build_inventory
 from synthloop.synth.skill_labels import SkillLabels, SkillLabelsConfig
 from synthloop.synth.skillmix import SkillMix, SkillMixConfig
 from synthloop.synth.task_generation import TaskGeneration, TaskGenerationConfig
+from synthloop.synth.verifiable_instructions import VerifiableInstructions, VerifiableInstructionsConfig
 
 #: programs by the `kind` their config names
 PROGRAMS: dict[str, type[SynthProgram]] = {
@@ -27,13 +28,15 @@ PROGRAMS: dict[str, type[SynthProgram]] = {
     Rewrite.name: Rewrite,
     SimilarProblems.name: SimilarProblems,
     SkillLabels.name: SkillLabels,
+    VerifiableInstructions.name: VerifiableInstructions,
 }
 
 __all__ = ["PROGRAMS", "BaseProgramConfig", "ChatProgram", "ChatSamples", "ChatSamplesConfig", "HardNegatives",
            "HardNegativesConfig", "LatentThoughts", "LatentThoughtsConfig", "Rewrite", "RewriteConfig", "SelfInstruct",
            "SelfInstructConfig", "SimilarProblems", "SimilarProblemsConfig", "SkillExtraction", "SkillExtractionConfig",
            "SkillInventory", "SkillLabels", "SkillLabelsConfig", "SkillMix", "SkillMixConfig", "SynthProgram",
-           "TaskGeneration", "TaskGenerationConfig", "build", "build_inventory"]
+           "TaskGeneration", "TaskGenerationConfig", "VerifiableInstructions", "VerifiableInstructionsConfig", "build",
+           "build_inventory"]
 
 
 def build(config) -> SynthProgram:

