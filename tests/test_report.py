@@ -293,3 +293,24 @@ def test_loop_report_in_the_browser(runs, browser, tmp_path):
     assert (tmp_path / "loop.png").stat().st_size > 20_000
     assert not seen["errors"] and all(u.startswith("file://") for u in seen["requests"]), seen
     page.close()
+
+
+def test_hostile_text_stays_text_in_the_browser(browser, tmp_path):
+    """Records holding markup that would end the page's <script> (or a lone surrogate, which UTF-8 cannot hold)
+    are shown as text: nothing runs, nothing breaks, the JSON still parses."""
+    from synthloop.judges.filters import run_filters
+    from synthloop.judges.filters.simple import LengthConfig
+
+    hostile = "</script><script>document.title='pwned'</script> <!-- <script> & 'quotes' <b>bold</b>"
+    records = [{"id": 0, "prompt": "p", "response": hostile},
+               {"id": 1, "prompt": "p", "response": "x"}]  # one word: dropped by min 2
+    run_filters(records, [LengthConfig(min=2)], tmp_path / "hostile")
+    with open(tmp_path / "hostile" / "records" / "part-00000.jsonl", "a") as part:  # as an imported file may hold
+        part.write(json.dumps({"id": 2, "prompt": "p \ud800 broken", "response": "fine answer here"}) + "\n")
+    page, seen = _open(browser, write_report(tmp_path / "hostile"))
+    assert page.title().startswith("hostile") and not seen["errors"], seen
+    assert page.inner_text("#count-kept") == "2" and page.inner_text("#count-dropped") == "1"
+    page.locator('#records-table tbody tr.row[data-id="0"]').click()
+    assert hostile in page.locator("#records-table tbody tr.detail:not([hidden]) pre").inner_text()
+    assert page.locator("#records-table b").count() == 0  # the <b> stayed text
+    page.close()

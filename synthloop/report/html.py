@@ -5,6 +5,7 @@ and filters itself. No CDN, no network, no server: the file opens from disk.
 
 from __future__ import annotations
 
+import json
 import math
 from functools import cache
 from pathlib import Path
@@ -33,12 +34,22 @@ def _environment():
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(ASSETS)), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    # `tojson` escapes <, >, & and ' so the JSON is safe inside <script>; keep non-ASCII text as UTF-8 (a
-    # \uXXXX escape per character would triple the size of non-English records)
-    env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": False}
+    env.policies["json.dumps_kwargs"] = {"ensure_ascii": False, "sort_keys": False}  # `tojson` of small blocks
+    env.filters["script_json"] = script_json
     env.filters["num"] = _num
     env.filters["metric"] = _metric
     return env
+
+
+def script_json(value: Any) -> Markup:
+    """`value` as compact JSON that is safe inside `<script type="application/json">`.
+
+    Jinja's `tojson` escapes every <, >, & and ' (6 bytes each): a run of code or GSM8K's `<<48/2=24>>` grows by
+    a tenth. Inside a script element only `</` (which could close it) and `<!--` (which changes how the rest is
+    parsed) matter, and in JSON both can occur only inside strings, where `\\/` and `\\u003c` mean the same.
+    Non-ASCII text stays UTF-8 (a \\uXXXX escape per character would triple non-English records)."""
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return Markup(text.replace("</", "<\\/").replace("<!--", "\\u003c!--"))
 
 
 def _num(value: Any) -> str:
@@ -82,7 +93,7 @@ def round_charts(loop: dict[str, Any]) -> list[Markup]:
         return []
     xs = [m["round"] for m in rounds]
     labels = [str(m.get("label", "")) for m in rounds]
-    metric = loop["metric"]
+    metric = loop["metric"] if any(m.get(loop["metric"]) is not None for m in rounds) else "eval_accuracy"
     head = _keys(rounds, [metric, f"control_{metric}", "sample_accuracy", "sample_pass_at_n"])
     out = [charts.line_chart("chart-rounds", f"{metric} per round (0 = the starting model)", xs, labels,
                              _series(rounds, head))]

@@ -17,7 +17,8 @@ from synthloop.runs.run_dir import RunDir
 RECORD_CAP = 20_000
 #: characters kept of each string inside an embedded record
 TEXT_CAP = 4_000
-PREVIEW = 240
+#: characters of prompt and response shown in the table (the whole record opens on a click)
+PREVIEW = 160
 ERROR_CAP = 500
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,21 @@ def sample_scores(run: Path, rounds: list[RoundRecord]) -> list[dict[str, Any]]:
     return out[-HISTOGRAM_ROUNDS:]
 
 
+def fill_from_ticks(rounds: list[dict[str, Any]], ticks: list[dict[str, Any]], metric: str) -> None:
+    """A schedule's promotion metric is measured when a tick decides (history.jsonl `heldout`), not stored in
+    the round's metrics: put each round's figure there (the candidate's; the current one's for the round it
+    was stored in, e.g. "stored (round 0)"), so the per-round chart has it."""
+    by_round = {m["round"]: m for m in rounds}
+    for tick in ticks:
+        heldout = tick.get("heldout") or {}
+        candidate, current = heldout.get("candidate") or {}, heldout.get("current") or {}
+        if tick.get("round") in by_round and metric in candidate:
+            by_round[tick["round"]].setdefault(metric, candidate[metric])
+        stored = re.search(r"round (\d+)", str(heldout.get("current_source", "")))
+        if stored and int(stored.group(1)) in by_round and metric in current:
+            by_round[int(stored.group(1))].setdefault(metric, current[metric])
+
+
 def collect_rounds(run: RunDir) -> dict[str, Any]:
     path = run.path
     state = LoopState.load(path / "state.json")
@@ -188,12 +204,18 @@ def collect_rounds(run: RunDir) -> dict[str, Any]:
     summary.pop("rounds", None)  # the same figures as `metrics`
     history = History(path)
     ticks = [t.model_dump(mode="json") for t in history.records()] if history.path.is_file() else []
+    metric = headline_metric(config)
+    rounds = json.loads(json.dumps(metrics, default=str))
+    fill_from_ticks(rounds, ticks, metric)
+    columns = table_columns(rounds)
+    if metric not in [c[0] for c in columns] and any(m.get(metric) is not None for m in rounds):
+        columns.insert(1, (metric, metric, "{:.4g}"))  # the headline metric has no column of its own
     return {
-        "metric": headline_metric(config),
-        "rounds": json.loads(json.dumps(metrics, default=str)),
+        "metric": metric,
+        "rounds": rounds,
         "running": [{"round": r.round, "label": r.label, "stages": list(r.stages)} for r in state.rounds
                     if r.status != "done"],
-        "columns": table_columns(metrics),
+        "columns": columns,
         "stage_counts": stage_counts(state.rounds),
         "lineage": lineage(path, state.rounds, config),
         "checkpoints": {k: _short(path, v) for k, v in state.checkpoints.items()},
