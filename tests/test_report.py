@@ -260,6 +260,7 @@ def test_generate_report_in_the_browser(runs, browser, tmp_path):
     row.click()
     assert f'"id": {record["id"]}' in page.locator("#records-table tbody tr.detail:not([hidden]) pre").inner_text()
     page.fill("#search", "")
+    page.wait_for_selector("#match-count:not(:has-text('match'))")
     page.screenshot(path=str(tmp_path / "generate.png"), full_page=True)
     assert (tmp_path / "generate.png").stat().st_size > 20_000
     assert not seen["errors"] and all(u.startswith("file://") for u in seen["requests"]), seen
