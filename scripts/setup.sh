@@ -10,6 +10,18 @@ PY=${PYTHON:-python3.11}
 command -v "$PY" >/dev/null 2>&1 || PY=python3
 VLLM=${SYNTHLOOP_VLLM:-cpu}
 stamp=.venv/.synthloop-setup
+# Headless Chromium for the HTML report's browser test: Debian's package (Playwright's own browser download
+# needs hosts this project cannot reach). Checked on every run, so a machine that lost it gets it back.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing Debian's chromium (for the report's browser test)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium fonts-dejavu-core; } >/dev/null 2>&1 \
+      || echo "[setup] apt-get could not install chromium: the report's browser test will fail"
+  else
+    echo "[setup] no /usr/bin/chromium and no apt-get as root: the report's browser test will fail"
+  fi
+fi
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)-$VLLM
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0

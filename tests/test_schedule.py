@@ -266,6 +266,8 @@ def test_three_ticks_with_a_live_inbox_promote_only_on_improvement(tmp_path):
         assert text in shown.stdout, text
     status = run_cli("schedule", "status", str(run))
     assert status.returncode == 0 and "round-003/train-sft/model (round 3)" in status.stdout + status.stderr
+    page = (run / "report.html").read_text()  # rewritten by every tick: the ticks, decisions and rounds
+    assert 'id="tick-table"' in page and "no gain" in page and page.count('data-series="judge.graded"') == 4
 
 
 def test_sigkill_mid_tick_resumes_and_a_second_tick_is_refused(tmp_path):

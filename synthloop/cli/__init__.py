@@ -13,6 +13,7 @@ import typer
 from synthloop.cli import compile as compile_cli
 from synthloop.cli import filter as filter_cli
 from synthloop.cli import generate, judge, loop, models, runs, serve, skills
+from synthloop.cli import report as report_cli
 from synthloop.cli import schedule as schedule_cli
 from synthloop.cli.common import friendly_errors
 
@@ -36,6 +37,7 @@ app.add_typer(skills.app, name="skills")
 app.add_typer(judge.app, name="judge")
 app.command("filter")(filter_cli.filter_command)
 app.add_typer(schedule_cli.app, name="schedule")
+app.command("report")(report_cli.report)
 
 
 def main() -> None:

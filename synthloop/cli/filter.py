@@ -75,3 +75,5 @@ def filter_command(
     console.print(f"kept {report.counts['out']} of {report.counts['in']} records in {report.seconds:.1f} s  ·  "
                   f"records: {run_path / 'records'}/  ·  dropped: {run_path / 'filtered.jsonl'}  ·  "
                   f"report: {run_path / 'report.json'}")
+    from synthloop.cli.report import after_run
+    after_run(run_path)

@@ -82,6 +82,8 @@ def generate(
     finally:
         engine.close()
     _report(summary, cfg.show_examples, time.time() - started)
+    from synthloop.cli.report import after_run
+    after_run(summary.path)
     if summary.status == "failed":
         raise typer.Exit(1)
 

@@ -84,6 +84,8 @@ def run(
                                 log=lambda m: say(f"[dim]{time.strftime('%H:%M:%S')}[/] {m}"))
     summary = controller.run_loop()
     _report(controller.run.path, controller.state, summary, time.time() - started)
+    from synthloop.cli.report import after_run
+    after_run(controller.run.path)
 
 
 @app.command("status")

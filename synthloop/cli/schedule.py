@@ -116,6 +116,8 @@ def _once(cfg, config: Path, directory: Path, resume: str) -> None:
         fail(str(exc))
     for line in tick_summary(record, directory):
         say(line)
+    from synthloop.cli.report import after_run
+    after_run(directory)
 
 
 @app.command("status")

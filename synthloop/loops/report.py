@@ -72,15 +72,21 @@ def summarize(run_path: Path, state: LoopState, config=None, *, status: str = "c
     }
 
 
+def table_columns(rounds: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """The COLUMNS some round has a value for, with per-skill held-out accuracy (recipes that label tasks with
+    skills, e.g. stat) right after the overall one."""
+    columns = [c for c in COLUMNS if any(m.get(c[0]) is not None for m in rounds)]
+    skills = sorted({k for m in rounds for k in m if k.startswith("eval_acc_")})
+    at = next((i + 1 for i, c in enumerate(columns) if c[0] == "eval_accuracy"), len(columns))
+    columns[at:at] = [(k, f"acc {k[len('eval_acc_'):]}", "{:.1%}") for k in skills]
+    return columns
+
+
 def round_table(state: LoopState, title: str = ""):
     from rich.table import Table
 
     rounds = [r.metrics for r in state.done_rounds()]
-    columns = [c for c in COLUMNS if any(m.get(c[0]) is not None for m in rounds)]
-    # per-skill held-out accuracy (recipes that label tasks with skills, e.g. stat), right after the overall one
-    skills = sorted({k for m in rounds for k in m if k.startswith("eval_acc_")})
-    at = next((i + 1 for i, c in enumerate(columns) if c[0] == "eval_accuracy"), len(columns))
-    columns[at:at] = [(k, f"acc {k[len('eval_acc_'):]}", "{:.1%}") for k in skills]
+    columns = table_columns(rounds)
     table = Table(title=title or None)
     table.add_column("#", justify="right")
     for _, header, _ in columns:

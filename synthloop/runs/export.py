@@ -1,4 +1,5 @@
-"""Export a run's records as a Hugging Face `datasets` directory, Parquet, or JSONL."""
+"""Export a run's records as a Hugging Face `datasets` directory (with a dataset card, README.md), Parquet, or
+JSONL."""
 
 from __future__ import annotations
 
@@ -36,7 +37,10 @@ def export(run: RunDir, fmt: ExportFormat, out: str | Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="synthloop-export-") as tmp:
         dataset = load_dataset(run, cache_dir=tmp)
         if fmt == "hf":
+            from synthloop.runs.card import dataset_card
+
             dataset.save_to_disk(str(out))
+            (out / "README.md").write_text(dataset_card(run, dataset), encoding="utf-8")
         elif fmt == "parquet":
             out.parent.mkdir(parents=True, exist_ok=True)
             dataset.to_parquet(str(out))
