@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, save  # noqa: E402
 
 from synthloop.report import write_report  # noqa: E402
-from synthloop.runs.append_log import AppendLog  # noqa: E402
+from synthloop.runs.jsonl import AppendLog  # noqa: E402
 from synthloop.runs.run_dir import RunDir  # noqa: E402
 
 GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "train.jsonl"

@@ -66,3 +66,16 @@ def test_panel_accepts_by_verdict_and_ranks_by_weighted_score():
     expected = (1.0 + 3.0 * DistinctChars().score(items[:1])[0].score) / 4.0
     assert abs(right.score - expected) < 1e-9
     assert VerifierJudge(MathAnswerVerifier()).name in panel.names
+
+
+def test_a_judge_that_only_ranks_never_rejects():
+    from loop_judges import DistinctChars
+
+    items = [JudgeItem(prompt="q", response="7 7 7 7 7 7 The answer is 7.", reference="7"),
+             JudgeItem(prompt="q", response="It is 6.", reference="7")]
+    gated = Panel([Member(VerifierJudge(MathAnswerVerifier())), Member(DistinctChars(), min_score=0.9)])
+    ranking = Panel([Member(VerifierJudge(MathAnswerVerifier())), Member(DistinctChars(), min_score=0.9, gate=False)])
+    assert [v.accepted for v in gated.score(items)] == [False, False]  # DistinctChars scores both below 0.9
+    right, wrong = ranking.score(items)
+    assert right.accepted and not wrong.accepted and wrong.reason.startswith("verifier:math_answer")
+    assert right.scores["distinct_chars"] < 0.9

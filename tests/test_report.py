@@ -16,8 +16,9 @@ from helpers import ROOT, popen_cli, run_cli, tiny_generate_config, write_config
 from test_loop import loop_config
 
 from synthloop.report import NotARunError, collect, write_report
+from synthloop.runs.jsonl import read_jsonl
 from synthloop.runs.lineage import hf_licence, source_licence
-from synthloop.runs.run_dir import RunDir, read_jsonl
+from synthloop.runs.run_dir import RunDir
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: headless, and nothing that dials out (without these Chromium keeps contacting Google's services)

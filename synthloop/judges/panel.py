@@ -6,7 +6,8 @@ samples, the judge_threshold filter, `synthloop judge score`) asks a panel.
     verdicts[0].accepted, verdicts[0].score, verdicts[0].reason
     kept, dropped = panel.filter(records)             # records: dicts; the judges' scores land in `scores`
 
-The rule, per judge: a score that is NaN (the judge could not score) rejects. With neither `min_score` nor
+The rule, per judge (unless `gate: false`: a judge that only ranks): a score that is NaN (the judge could not score)
+rejects. With neither `min_score` nor
 `max_score`, a verifier's pass/fail verdict decides, and a scoring judge accepts from the middle of its scale
 (`Judge.scale`); with bounds, the score must lie within them. A response is accepted when every judge accepts
 it. Its combined score is the weighted mean of the judges' scores: loops rank samples by it (best-vs-worst
@@ -39,10 +40,13 @@ class Member:
     min_score: float | None = None
     max_score: float | None = None
     reference_field: str | None = None
+    gate: bool = True
 
     def rejects(self, verdict: Judgement) -> str | None:
-        """Why this judge rejects the response, or None when it accepts it."""
+        """Why this judge rejects the response, or None when it accepts it (a judge that only ranks never does)."""
         name, score = self.judge.name, verdict.score
+        if not self.gate:
+            return None
         if math.isnan(score):
             return f"{name}: not scored ({verdict.rationale})"
         if self.min_score is None and self.max_score is None:
@@ -93,7 +97,8 @@ class Panel:
             except (ImportError, AttributeError, TypeError, ValueError, FileNotFoundError) as exc:
                 kind = spec.get("kind") if isinstance(spec, dict) else spec.kind
                 raise ConfigError(f"{where}[{i}] ({kind}): cannot build the judge: {exc}") from None
-            members.append(Member(judge, spec.weight, spec.min_score, spec.max_score, spec.reference_field))
+            members.append(Member(judge, spec.weight, spec.min_score, spec.max_score, spec.reference_field,
+                                  spec.gate))
         return cls(members, pool=pool if own else None)
 
     @property

@@ -38,6 +38,8 @@ class JudgeSpecBase(Config):
                                                       "verifier's pass/fail verdict; for a scoring judge, the middle "
                                                       "of its scale.")
     max_score: float | None = Field(None, description="Also reject responses scoring above this.")
+    gate: bool = Field(True, description="false: this judge only ranks (its score joins the weighted combined score, "
+                                         "by which samples are ranked into SFT and DPO data) and never rejects.")
     reference_field: str | None = Field(None, description="The record column handed to the judge as its reference "
                                                           "(gold answer, IFEval row, tests, passage). Default: the "
                                                           "record's `reference` column when it has one.")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from synthloop.report.collect import NotARunError, collect
 from synthloop.report.records import RECORD_CAP
-from synthloop.runs.run_dir import atomic_write
+from synthloop.runs.jsonl import atomic_write
 
 __all__ = ["NotARunError", "collect", "write_report"]
 
