@@ -1,13 +1,19 @@
-"""Judge accuracy on the hh-rlhf (harmless) held-out prompts: the trained MiniLM reward model, the LLM
-judge (SmolLM2-135M on vLLM, fp32) with and without swap augmentation, length baselines and chance.
+"""Accuracy of the default trained judge (configs/judge.yaml) on every preference set we hold out, beside the
+length baselines, chance, and its length bias.
 
-    flock /tmp/synthloop-heavy.lock python experiments/judge_accuracy.py            # ~15-25 min on 2 cores
-    python experiments/judge_accuracy.py --llm-pairs 50 --epochs 1                  # quicker
+    flock /tmp/synthloop-heavy.lock python experiments/judge_accuracy.py          # trains the default judge if needed
+    python experiments/judge_accuracy.py --model-dir runs/judge                   # measure an existing run
 
-Accuracy counts a tie as half right (so chance is 0.5 for every method, and a judge that abstains by
-calling ties is neither rewarded nor punished beyond chance); strict accuracy (ties wrong) and tie rates
-are reported beside it. Which response is shown as A is randomised per pair (seeded), so position bias
-cannot pass for accuracy. Saves bench/results/judge_accuracy.json.
+Sets (none is ever trained on: every training source is decontaminated against them by prompt):
+- hh_rlhf_held_out: hh-rlhf harmless, the sha256(prompt) < 0.2 part (436 pairs; human labels);
+- alpaca_eval_prefs_held_out: alpaca_eval_prefs split by prompt, the sha256(prompt) < 0.2 part (GPT-4-turbo labels,
+  length-balanced by construction);
+- no other human-labelled pairwise set installs offline here (see `other_sets_searched`).
+
+Per set: `accuracy` (ties count half; which response is shown first is randomised, seeded), `length_longer_wins`
+(= the share of pairs whose labels preferred the longer response), `length_shorter_wins`, `picks_longer` (the
+judge's share of longer picks) and `length_bias` = picks_longer - length_longer_wins. The target: beat both
+length baselines and chance on every set, |length_bias| <= 0.10. Saves bench/results/judge_accuracy.json.
 """
 
 from __future__ import annotations
@@ -22,111 +28,76 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-HH = ROOT.parent / "shared" / "data" / "hh_rlhf" / "harmless-base_test.jsonl.gz"
-
-
-def load_avg() -> float:
-    return round(os.getloadavg()[0], 2)
+CONFIG = ROOT / "configs" / "judge.yaml"
+OTHER_SETS = {
+    "bigbench (PyPI)": "only version 0.0.1 is served: the BIG-bench API code, no task JSONs (no hhh_alignment)",
+    "fschat 0.2.36": "the llm_judge code only; MT-Bench human judgments are fetched from the hub at run time",
+    "alpaca-farm 0.2.0 / alpaca-eval 0.6.6": "annotator prompts and leaderboards; no human cross-annotations",
+    "inverse-cai 0.4.8": "code only",
+}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=2)
-    ap.add_argument("--llm-pairs", type=int, default=200, help="held-out pairs the LLM judge sees (it is slow)")
-    ap.add_argument("--skip-llm", action="store_true")
-    ap.add_argument("--engine", default="vllm", choices=["vllm", "transformers"],
-                    help="engine of the LLM judge (fp32 either way; their greedy outputs agree on SmolLM2)")
-    ap.add_argument("--train-limit", type=int, default=None, help="smoke runs: fewer training pairs")
-    ap.add_argument("--retrain", action="store_true",
-                    help="train even if --model-dir already holds a model trained by `synthloop judge train "
-                         "configs/judge/judge_hh.yaml --set output_dir=.cache/bench --set name=judge_hh`")
-    ap.add_argument("--model-dir", default=str(ROOT / ".cache" / "bench" / "judge_hh"))
+    ap.add_argument("--model-dir", default=str(ROOT / ".cache" / "bench" / "judge"),
+                    help="a run of `synthloop judge train configs/judge.yaml` (trained here if absent)")
+    ap.add_argument("--retrain", action="store_true")
     args = ap.parse_args()
 
     from synthloop.cli.common import quiet_libraries
 
     quiet_libraries()
-    from synthloop.judges.commands import (
-        JudgeEvalConfig,
-        JudgeTrainConfig,
-        PreferenceData,
-        baselines,
-        evaluate_judge,
-        train_reward_model,
-    )
+    from synthloop.configs import load_config
+    from synthloop.judges.commands import JudgeTrainConfig, evaluate_pairs, train_reward_model
     from synthloop.judges.reward_model import RewardModel
-    from synthloop.judges.spec import JudgeSpec
 
-    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                 "load_avg_start": load_avg(),
-                                 "note": "shared 2-core machine; other engineers ran light jobs meanwhile"}}
-    data = PreferenceData(hh_rlhf=HH, held_out_fraction=0.2, limit=args.train_limit)
-    held_out = data.eval_pairs()
-    results["data"] = {"file": str(HH.relative_to(ROOT.parent)), "train_pairs": len(data.train_pairs()),
-                       "held_out_pairs": len(held_out), "split": "sha256(prompt) < 0.2 -> held out"}
-
-    # 1. the reward model
-    started = time.time()
+    os.chdir(ROOT)  # the config's data paths are relative to the project
+    cfg = load_config(JudgeTrainConfig, CONFIG, [])
     run = Path(args.model_dir)
-    cfg = JudgeTrainConfig(data=data)
-    cfg.train.epochs = args.epochs
-    if (run / "model" / "head.pt").is_file() and not args.retrain:
-        metrics = json.loads((run / "metrics.json").read_text())
-        results["reward_model_trained_by"] = (
-            "synthloop judge train configs/judge/judge_hh.yaml --set output_dir=.cache/bench --set name=judge_hh "
-            "--set model.threads=1, run outside the heavy-job lock on one thread while the shared machine was "
-            "busy (train_seconds is inflated by that; accuracies do not depend on load)")
-    else:
-        metrics = train_reward_model(cfg, run, resume="always", log=lambda m: print(m, flush=True))
-    results["reward_model"] = {k: v for k, v in metrics.items() if k not in ("losses",)}
-    results["reward_model"]["loss_curve_every_10_steps"] = metrics["losses"][::10]
-    results["reward_model"]["wall_seconds"] = round(time.time() - started, 1)
-    rm = RewardModel.load(run / "model", threads=os.cpu_count())
-    acc_bf16 = rm.accuracy(held_out)
-    rm_fp32 = RewardModel.load(run / "model", inference_dtype="float32", threads=os.cpu_count())
-    acc_fp32 = rm_fp32.accuracy(held_out)
-    results["reward_model"]["held_out_accuracy_bf16"] = acc_bf16
-    results["reward_model"]["held_out_accuracy_fp32"] = acc_fp32
-    print(f"reward model held-out accuracy: bf16 {acc_bf16:.3f}, fp32 {acc_fp32:.3f}", flush=True)
-    base = baselines(held_out)
-    results["baselines"] = base
-
-    # 2. the LLM judge on SmolLM2 (vLLM, fp32: greedy verdicts match the transformers engine)
-    if not args.skip_llm:
-        subset = held_out[: args.llm_pairs]
-        sub_file = ROOT / ".cache" / "bench" / "llm_pairs.jsonl"
-        sub_file.parent.mkdir(parents=True, exist_ok=True)
-        with open(sub_file, "w") as handle:
-            for p in subset:
-                handle.write(json.dumps({"prompt": p.prompt, "chosen": p.chosen, "rejected": p.rejected}) + "\n")
-        spec = JudgeSpec(kind="llm", engine={"kind": args.engine, "model": "smollm2-135m-instruct", "dtype": "float32"},
-                         llm={"swap": True, "temperature": 0.0, "max_tokens": 96, "max_input_chars": 1500})
-        ecfg = JudgeEvalConfig(judge=spec, data=data, pairs={"path": sub_file}, seed=0)
+    results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                                 "load_avg_start": round(os.getloadavg()[0], 2),
+                                 "note": "shared 2-core machine: other engineers' jobs ran meanwhile (timings only)"},
+                     "config": str(CONFIG.relative_to(ROOT)),
+                     "command": "python experiments/judge_accuracy.py"}
+    if args.retrain or not (run / "model" / "config.json").is_file():
         started = time.time()
-        out = evaluate_judge(ecfg, ROOT / ".cache" / "bench" / "llm_eval", log=lambda m: print(m, flush=True))
-        results["llm_judge"] = {**out, "wall_seconds_incl_engine_start": round(time.time() - started, 1)}
-        # the other judges on the very same pairs, for a like-for-like comparison
-        results["llm_judge"]["reward_model_accuracy_same_pairs"] = rm.accuracy(subset)
-        results["llm_judge"]["baselines_same_pairs"] = baselines(subset)
-        print(json.dumps({k: v for k, v in out.items() if k != "judge"}, indent=1), flush=True)
-
-    results["reward_model_accuracy"] = round(acc_bf16, 4)
-    results["length_baseline_accuracy"] = round(base["length_longer_wins"], 4)
-    results["length_baseline_note"] = ("longer response wins; on this harmless split the shorter one wins more "
-                                       f"often ({base['length_shorter_wins']:.3f})")
-    results["chance_accuracy"] = 0.5
-    if "llm_judge" in results:
-        llm = results["llm_judge"]
-        results["llm_judge_accuracy"] = round(llm["accuracy_first_order"], 4)
-        results["llm_judge_swap_accuracy"] = round(llm["accuracy_swap"], 4)
-        results["swap_consistency"] = round(llm["swap_consistency"], 4)
-        results["llm_judge_pairs"] = llm["pairs"]
-    results["machine"]["load_avg_end"] = load_avg()
-    out_path = ROOT / "bench" / "results" / "judge_accuracy.json"
-    out_path.write_text(json.dumps(results, indent=2, default=str))
-    top = {k: v for k, v in results.items() if not isinstance(v, dict)}
-    print(json.dumps(top, indent=1))
-    print(f"saved {out_path}")
+        train_reward_model(cfg, run, resume="always", log=lambda m: print(m, flush=True), evaluate=False)
+        results["train_wall_seconds"] = round(time.time() - started, 1)
+    metrics = json.loads((run / "model" / "metrics.json").read_text())
+    results["trained_by"] = f"synthloop judge train {CONFIG.relative_to(ROOT)} (run: {run})"
+    results["training"] = {k: metrics.get(k) for k in ("train_pairs", "train_sources", "steps", "train_seconds",
+                                                       "loss_first", "loss_last", "trainer")}
+    rm = RewardModel.load(run / "model")
+    results["judge"] = rm.describe() | {"config": rm.config.model_dump(mode="json")}
+    sets = cfg.data.eval_sets()
+    results["sets"] = {}
+    for name, pairs in sets.items():
+        started = time.perf_counter()
+        figures = evaluate_pairs(rm, "reward_model", pairs)
+        seconds = time.perf_counter() - started
+        row = {k: round(figures[k], 4) if isinstance(figures[k], float) else figures[k]
+               for k in ("pairs", "accuracy", "length_longer_wins", "length_shorter_wins", "picks_longer",
+                         "length_bias", "ties")}
+        row["chance"] = 0.5
+        row["labels"] = ("human (hh-rlhf harmless)" if name.startswith("hh_rlhf")
+                         else "GPT-4-turbo (alpaca_eval_prefs)" if name.startswith("alpaca") else "see config")
+        row["beats_length_baselines_and_chance"] = row["accuracy"] > max(row["length_longer_wins"],
+                                                                         row["length_shorter_wins"], 0.5)
+        row["length_bias_within_10_points"] = abs(row["length_bias"]) <= 0.10
+        row["pairs_per_second_while_measuring"] = round(len(pairs) / seconds, 1)
+        results["sets"][name] = row
+        print(name, json.dumps(row), flush=True)
+    results["target_met"] = all(r["beats_length_baselines_and_chance"] and r["length_bias_within_10_points"]
+                                for r in results["sets"].values())
+    results["other_sets_searched"] = OTHER_SETS
+    results["machine"]["load_avg_end"] = round(os.getloadavg()[0], 2)
+    out = ROOT / "bench" / "results" / "judge_accuracy.json"
+    previous = json.loads(out.read_text()) if out.is_file() else {}
+    for key in ("llm_judge", "llm_judge_accuracy", "llm_judge_swap_accuracy", "swap_consistency", "llm_judge_pairs"):
+        if key in previous:  # SmolLM2 as an LLM judge, measured by the earlier version of this bench (kept as is)
+            results[key] = previous[key]
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"target met: {results['target_met']}; saved {out}")
 
 
 if __name__ == "__main__":

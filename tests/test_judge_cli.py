@@ -34,16 +34,33 @@ def test_judge_train_eval_score(tmp_path):
     assert trained.returncode == 0, trained.stderr[-2000:]
     model = tmp_path / "runs" / "judge" / "model"
     metrics = json.loads((model / "metrics.json").read_text())
-    assert metrics["train_pairs"] == 16 and metrics["eval_pairs"] == 8 and metrics["steps"] == 2
-    assert 0.0 <= metrics["held_out_accuracy"] <= 1.0 and "held-out accuracy" in trained.stderr
+    assert metrics["train_pairs"] == 16 and metrics["steps"] == 2
+    assert metrics["sets"]["hh_rlhf_held_out"]["pairs"] == 8 and 0.0 <= metrics["held_out_accuracy"] <= 1.0
+    assert "held out: hh_rlhf_held_out" in trained.stderr
 
+    # the suite: the hh-rlhf held-out part, a dataset's held-out part and a named set, in one table
+    prefs = tmp_path / "prefs.jsonl"
+    prefs.write_text("".join(json.dumps({"prompt": f"Tell me about topic {i}.", "chosen": f"Topic {i} is a "
+                                         "subject with a long history; here is a short overview of it.",
+                                         "rejected": "No."}) + "\n" for i in range(40)))
     eval_cfg = write_config(tmp_path / "judge_eval.yaml", {
         "output_dir": str(tmp_path / "runs"), "judge": {"kind": "reward_model", "path": str(model)},
-        "data": {"hh_rlhf": str(HH), "eval_limit": 8}})
+        "data": {"hh_rlhf": str(HH), "eval_limit": 8,
+                 "datasets": [{"path": str(prefs), "name": "mine", "held_out_fraction": 0.5}]},
+        "sets": {"extra": {"path": str(prefs), "limit": 5}}})
     evaluated = run_cli("judge", "eval", str(eval_cfg))
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
     report = json.loads((tmp_path / "runs" / "judge_eval" / "eval.json").read_text())
-    assert report["pairs"] == 8 and 0 <= report["accuracy"] <= 1 and report["baselines"]["chance"] == 0.5
+    assert set(report["sets"]) == {"hh_rlhf_held_out", "mine_held_out", "extra"}
+    extra = report["sets"]["extra"]
+    assert extra["pairs"] == 5 and extra["length_longer_wins"] == 1.0 and extra["length_shorter_wins"] == 0.0
+    assert 0 <= extra["accuracy"] <= 1 and 0 <= extra["picks_longer"] <= 1 and extra["chance"] == 0.5
+    assert all(name in evaluated.stderr for name in report["sets"]) and "picks longer" in evaluated.stderr
+
+    one = run_cli("judge", "eval", str(eval_cfg), "--set", f"pairs.path={prefs}", "--set", "name=one")
+    assert one.returncode == 0, one.stderr[-2000:]
+    report = json.loads((tmp_path / "runs" / "one" / "eval.json").read_text())
+    assert report["pairs"] == 40 and list(report["sets"]) == ["prefs"] and report["baselines"]["chance"] == 0.5
 
     score_cfg = write_config(tmp_path / "score.yaml", {
         "output_dir": str(tmp_path / "runs"), "input": {"path": str(_records(tmp_path / "recs.jsonl"))},
@@ -89,3 +106,15 @@ def test_filter_command_on_a_dataset_and_errors(tmp_path):
     cfg = write_config(tmp_path / "f.yaml", {"input": {"path": str(data)}, "filters": [{"kind": "near_dedupe"}]})
     bad = run_cli("filter", str(cfg))
     assert bad.returncode == 2 and "filters.0" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_judge_eval_bad_preference_row_is_one_line(tmp_path):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "p", "chosen": "a", "rejected": "b"}) + "\n"
+                   + json.dumps({"prompt": "p", "chosen": True, "rejected": "b"}) + "\n")
+    cfg = write_config(tmp_path / "e.yaml", {"output_dir": str(tmp_path / "runs"), "pairs": {"path": str(bad)},
+                                             "judge": {"kind": "reward_model", "path": str(tmp_path / "none")}})
+    result = run_cli("judge", "eval", str(cfg))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"{bad}:2: chosen is bool" in lines[0], result.stderr

@@ -124,3 +124,54 @@ def test_grpo_trainer_trains_with_the_reward_function(tiny_model_path, tmp_path)
     logged = trainer.state.log_history[0]
     assert "rewards/synthloop_reward_model/mean" in logged
     assert math.isfinite(float(logged["rewards/synthloop_reward_model/std"]))
+
+
+def test_cross_encoder_trained_by_trl_learns_the_planted_preference(tmp_path):
+    """kind cross_encoder: TRL's RewardTrainer on MiniLM as a sequence classifier; the artifact reloads through
+    RewardModel.load (what `judge: {kind: reward_model, path: ...}` calls)."""
+    from synthloop.judges.cross_encoder import CrossEncoderRewardModel
+    from synthloop.judges.reward_model import RewardModelConfig, create_reward_model
+
+    rm = create_reward_model(RewardModelConfig(architecture="cross_encoder", max_prompt_tokens=16,
+                                               max_response_tokens=32, inference_dtype="float32"))
+    train, test = planted(TOPICS[:16]), planted(TOPICS[16:])
+    metrics = rm.fit(train, TrainConfig(epochs=3, batch_size=8, lr=1e-4))
+    assert metrics["steps"] == 6 and metrics["trainer"] == "trl.RewardTrainer"
+    assert metrics["loss_last"] < metrics["loss_first"], metrics["losses"]
+    assert rm.accuracy(test) >= 0.95
+    again = RewardModel.load(rm.save(tmp_path / "ce"))
+    assert isinstance(again, CrossEncoderRewardModel)
+    assert again.rewards([test[0].prompt], [test[0].chosen])[0] == pytest.approx(
+        rm.rewards([test[0].prompt], [test[0].chosen])[0], abs=1e-4)
+
+
+def test_judge_learns_a_planted_preference_from_verifier_ranked_loop_samples(tmp_path):
+    """Loop samples judged by the math verifier -> passing vs failing pairs -> a judge that prefers the answer
+    stating a number (the passing kind) on prompts it never saw."""
+    import json
+
+    from synthloop.judges.commands import PreferenceData
+    from synthloop.judges.verifiers import MathAnswerVerifier
+
+    verifier = MathAnswerVerifier()
+    part = tmp_path / "loop" / "round-001" / "judged" / "part-00000.jsonl"
+    part.parent.mkdir(parents=True)
+    rows, held = [], []
+    for i in range(40):
+        a, b = i % 7 + 2, i // 7 + 3
+        prompt = f"Sam has {a} boxes with {b} pens in each. How many pens does Sam have?"
+        texts = [f"Sam has {a * b} pens.", "I am not sure, it is hard to say how many there are."]
+        if i >= 32:
+            held.append(PreferencePair(prompt=prompt, chosen=texts[0], rejected=texts[1]))
+            continue
+        samples = [{"text": t, "scores": {"verifier:math_answer": verifier.verify(t, str(a * b)).score}}
+                   for t in texts]
+        rows.append({"id": i, "prompt": prompt, "messages": [{"role": "user", "content": prompt}],
+                     "samples": samples})
+    part.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    pairs = PreferenceData(hh_rlhf=None, ranked=[{"path": part.parents[2],
+                                                  "score_field": "scores.verifier:math_answer"}]).train_pairs()
+    assert len(pairs) == 32
+    rm = RewardModel.create(max_prompt_tokens=24, max_response_tokens=16, inference_dtype="float32")
+    rm.fit(pairs, TrainConfig(epochs=2, batch_size=8, lr=1e-4, head_lr=3e-3))
+    assert rm.accuracy(held) >= 0.95

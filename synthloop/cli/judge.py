@@ -62,14 +62,15 @@ def train(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-
         metrics = train_reward_model(cfg, run_path, resume=_resume(resume), config_yaml=dump_yaml(cfg),
                                      log=lambda m: console.print(m, highlight=False), progress=progress)
     table = Table(show_header=False, box=None)
-    table.add_row("pairs", f"{metrics['train_pairs']} train, {metrics['eval_pairs']} held out")
+    sources = ", ".join(f"{k} {v}" for k, v in metrics["train_sources"].items())
+    table.add_row("pairs", f"{metrics['train_pairs']} train ({sources})")
     table.add_row("loss", f"{metrics['loss_first']:.3f} -> {metrics['loss_last']:.3f} ({metrics['steps']} steps, "
                           f"{metrics['train_seconds']:.0f} s)")
-    if metrics.get("held_out_accuracy") is not None:
-        base = metrics["baselines"]
-        table.add_row("held-out accuracy", f"{metrics['held_out_accuracy']:.3f}  (length: longer wins "
-                                           f"{base['length_longer_wins']:.3f}, shorter wins "
-                                           f"{base['length_shorter_wins']:.3f}; chance 0.5)")
+    for name, row in metrics.get("sets", {}).items():
+        table.add_row(f"held out: {name}", f"{row['accuracy']:.3f} on {row['pairs']} pairs  (length: longer wins "
+                                           f"{row['length_longer_wins']:.3f}, shorter wins "
+                                           f"{row['length_shorter_wins']:.3f}; chance 0.5; judge picks the longer "
+                                           f"{row['picks_longer']:.3f})")
     table.add_row("model", f"{run_path / 'model'}/")
     console.print(table)
     console.print(f"use it: judge: {{kind: reward_model, path: {run_path / 'model'}}}  (filters, judge score, loops)")
@@ -94,10 +95,13 @@ def _train_generative(cfg, run_path: Path, resume: str, config_yaml: str) -> Non
 
 @app.command("eval")
 def evaluate(config: ConfigArg, set_: SetOption = None) -> None:
-    """Pairwise accuracy of a judge against human preferences (hh-rlhf held-out part by default), with
-    length and chance baselines; for an LLM judge with swap, the swap-consistency rate too.
+    """Pairwise accuracy of a judge against preference labels on several sets in one table: the held-out parts
+    of the training data (hh-rlhf's, and each dataset's with held_out_fraction), `sets`, or one `pairs` file;
+    with the length baselines, chance, and the judge's length bias (how often it picks the longer answer vs
+    how often the labels did). For an LLM judge with swap, the swap-consistency rate too.
 
-      synthloop judge eval configs/judge/judge_eval.yaml --set judge.path=runs/judge_hh/model
+      synthloop judge eval configs/judge/judge_eval.yaml --set judge.path=runs/judge/model
+      synthloop judge eval configs/judge/judge_eval.yaml --set pairs.path=prefs.jsonl
       synthloop judge eval configs/judge/judge_eval_llm.yaml --set data.eval_limit=100
     """
     quiet_libraries()
@@ -107,14 +111,22 @@ def evaluate(config: ConfigArg, set_: SetOption = None) -> None:
     run_path = cfg.output_dir / (cfg.name or config.stem)
     with console.status(f"judging with {cfg.judge.kind}..."):
         out = evaluate_judge(cfg, run_path, log=lambda m: console.print(m, highlight=False))
-    table = Table(show_header=False, box=None)
-    for key in ("pairs", "accuracy", "accuracy_first_order", "accuracy_swap", "swap_consistency", "ties", "seconds"):
-        if key in out:
-            table.add_row(key, f"{out[key]:.3f}" if isinstance(out[key], float) else str(out[key]))
-    for key, value in out["baselines"].items():
-        table.add_row(f"baseline: {key}", f"{value:.3f}")
-    console.print(table)
-    console.print(f"report: {run_path / 'eval.json'}")
+    table = Table(title=f"{cfg.judge.kind} judge vs preference labels (accuracy; ties count half)")
+    for column in ("set", "pairs", "judge", "longer wins", "shorter wins", "chance", "judge picks longer",
+                   "labels: longer"):
+        table.add_column(column, justify="left" if column == "set" else "right", no_wrap=column == "set")
+    extra = [k for k in ("accuracy_first_order", "accuracy_swap", "swap_consistency") if any(
+        k in row for row in out["sets"].values())]
+    for key in extra:
+        table.add_column(key.replace("_", " "), justify="right")
+    for name, row in out["sets"].items():
+        table.add_row(name, str(row["pairs"]), f"{row['accuracy']:.3f}", f"{row['length_longer_wins']:.3f}",
+                      f"{row['length_shorter_wins']:.3f}", "0.500", f"{row['picks_longer']:.3f}",
+                      f"{row['length_longer_wins']:.3f}", *(f"{row[k]:.3f}" if k in row else "" for k in extra))
+    from rich.console import Console
+
+    Console(stderr=True, width=max(console.width, 132)).print(table)  # never squeeze set names into "hh_rl…"
+    console.print(f"{out['seconds']:.1f} s · report: {run_path / 'eval.json'}", highlight=False)
 
 
 @app.command("score")

@@ -10,12 +10,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+
+from synthloop.configs import ConfigError
+from synthloop.runs.inputs import DatasetInput
 
 _ROLES = {"user": "Human", "human": "Human", "assistant": "Assistant", "system": "System"}
 _TURN = "\n\nAssistant:"
@@ -93,18 +97,110 @@ def load_hh_rlhf(path: str | Path, *, split: str = "train", held_out_fraction: f
     return out
 
 
+class PreferenceRowError(ConfigError):
+    """A preference row that cannot be a pair: names the file and the line (one line, for the CLI)."""
+
+
+def _check_text(value: Any, field: str, where: str) -> None:
+    """A prompt or response must be a string, a message dict or a list of message dicts with string contents."""
+    if isinstance(value, str):
+        return
+    messages = [value] if isinstance(value, dict) else value
+    if isinstance(messages, list) and messages and all(
+            isinstance(m, dict) and isinstance(m.get("content"), str) for m in messages):
+        return
+    raise PreferenceRowError(f"{where}: {field} is {type(value).__name__} {json.dumps(value, default=str)[:40]}, "
+                             "expected a string or chat messages with string contents")
+
+
 def pairs_from_rows(rows: Iterable[dict[str, Any]], source: str = "") -> Iterator[PreferencePair]:
     """Rows in TRL's preference format: {prompt, chosen, rejected} (strings or messages), or hh-rlhf style
-    {chosen, rejected} whole dialogues."""
-    for row in rows:
-        if "prompt" in row:
-            yield PreferencePair(prompt=row["prompt"], chosen=row["chosen"], rejected=row["rejected"], source=source)
-        elif isinstance(row.get("chosen"), str):
-            prompt, chosen, rejected = split_hh_dialogue(row["chosen"], row["rejected"])
-            yield PreferencePair(prompt=prompt, chosen=chosen, rejected=rejected, source=source)
-        else:
-            raise KeyError(f"{source or 'preference rows'}: expected columns prompt/chosen/rejected "
-                           f"(got {', '.join(row)})")
+    {chosen, rejected} whole dialogues. A row that is not a pair (a missing field, a response that is not
+    text) raises PreferenceRowError naming `source` and the row (rows count from 1, as a .jsonl's lines)."""
+    for line, row in enumerate(rows, start=1):
+        yield pair_from_row(row, f"{source or 'preference rows'}:{line}", source)
+
+
+def pair_from_row(row: Any, where: str, source: str = "") -> PreferencePair:
+    """One row as a pair, or a PreferenceRowError that starts with `where` (file:line)."""
+    if not isinstance(row, dict):
+        raise PreferenceRowError(f"{where}: expected an object with prompt/chosen/rejected, got {type(row).__name__}")
+    missing = [k for k in ("chosen", "rejected") if k not in row]
+    if missing:
+        raise PreferenceRowError(f"{where}: missing {' and '.join(missing)} (expected columns prompt/chosen/"
+                                 f"rejected; got {', '.join(row) or 'none'})")
+    if "prompt" in row:
+        for field in ("prompt", "chosen", "rejected"):
+            _check_text(row[field], field, where)
+        return PreferencePair(prompt=row["prompt"], chosen=row["chosen"], rejected=row["rejected"], source=source)
+    for field in ("chosen", "rejected"):
+        if not isinstance(row[field], str):
+            raise PreferenceRowError(f"{where}: no prompt column, and {field} is {type(row[field]).__name__}, "
+                                     "not an hh-rlhf style dialogue string")
+    prompt, chosen, rejected = split_hh_dialogue(row["chosen"], row["rejected"])
+    return PreferencePair(prompt=prompt, chosen=chosen, rejected=rejected, source=source)
+
+
+def read_pairs(spec: DatasetInput, source: str | None = None) -> list[PreferencePair]:
+    """Preference pairs from any dataset `DatasetInput` reads. JSON lines (.jsonl, .jsonl.gz) are parsed here,
+    line by line, so a bad row is reported as `file:line` (through `datasets`, a JSON `true` where text was
+    expected fails inside Arrow with no line number)."""
+    path = Path(spec.path)
+    source = source or str(path)
+    if not (path.is_file() and [s for s in path.suffixes if s != ".gz"][-1:] == [".jsonl"]):
+        return list(pairs_from_rows(spec.rows(), source))
+    opener = gzip.open if path.suffix == ".gz" else open
+    out: list[PreferencePair] = []
+    rows = 0
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            rows += 1
+            if rows <= spec.skip:
+                continue
+            if spec.limit is not None and len(out) >= spec.limit:
+                break
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise PreferenceRowError(f"{path}:{number}: not JSON ({exc.msg})") from None
+            out.append(pair_from_row(spec.map(row) if isinstance(row, dict) else row, f"{path}:{number}", source))
+    return out
+
+
+def split_by_prompt(pairs: Iterable[PreferencePair], fraction: float, salt: str = "synthloop"
+                    ) -> tuple[list[PreferencePair], list[PreferencePair]]:
+    """(train, held out): a pair is held out when `held_out(prompt)`; a prompt never lands on both sides."""
+    train: list[PreferencePair] = []
+    held: list[PreferencePair] = []
+    for pair in pairs:
+        (held if fraction > 0 and held_out(render_prompt(pair.prompt), fraction, salt) else train).append(pair)
+    return train, held
+
+
+def _normalize(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def prompt_keys(prompt: Any) -> set[str]:
+    """What decontamination compares: the whole prompt and its last user turn, lower-cased, punctuation and
+    role markers dropped (an hh-rlhf dialogue and a plain instruction with the same question collide)."""
+    text = render_prompt(prompt)
+    turns = [t for t in re.split(r"\n\n(?:Human|User|System):", text) if t.strip()]
+    last = turns[-1].split("\n\nAssistant:")[0] if turns else text
+    keys = {_normalize(text.replace("\n\nAssistant:", " ")), _normalize(last)}
+    return {k for k in keys if k}
+
+
+def decontaminate(pairs: Sequence[PreferencePair], against: Iterable[PreferencePair]
+                  ) -> tuple[list[PreferencePair], int]:
+    """Pairs whose prompt does not match any prompt of `against` (by `prompt_keys`), and how many were dropped."""
+    blocked: set[str] = set()
+    for pair in against:
+        blocked |= prompt_keys(pair.prompt)
+    kept = [p for p in pairs if not prompt_keys(p.prompt) & blocked]
+    return kept, len(pairs) - len(kept)
 
 
 def record_prompt_response(record: dict[str, Any]) -> tuple[Any, str]:
@@ -146,3 +242,26 @@ def pairs_from_ranked(records: Sequence[dict[str, Any]], score: Callable[[dict[s
         if high - low > min_margin and best != worst:
             out.append(PreferencePair(prompt=prompt, chosen=best, rejected=worst, source=source))
     return out
+
+
+def is_loop_dir(path: str | Path) -> bool:
+    """A loop's directory (or one round of it): judged samples under `round-*/judged/` or `judged/`."""
+    path = Path(path)
+    return path.is_dir() and (any(path.glob("judged/part-*.jsonl")) or any(path.glob("round-*/judged/part-*.jsonl")))
+
+
+def judged_samples(path: str | Path) -> Iterator[dict[str, Any]]:
+    """One row per judged sample of a loop directory: {prompt (the sampling messages), response, scores, id}.
+    A loop writes each task once per round with its N samples and every judge's verdict on each
+    (synthloop/loops/judging.py); the samples of one prompt are what `pairs_from_ranked` ranks."""
+    from synthloop.runs.jsonl import read_jsonl
+
+    path = Path(path)
+    parts = sorted(path.glob("judged/part-*.jsonl")) + sorted(path.glob("round-*/judged/part-*.jsonl"))
+    for part in parts:
+        for record in read_jsonl(part):
+            prompt = record.get("messages") or record.get("prompt")
+            for sample in record.get("samples", []):
+                if isinstance(sample.get("text"), str):
+                    yield {"id": record.get("id"), "prompt": prompt, "response": sample["text"],
+                           "scores": sample.get("scores", {}), "reference": record.get("reference")}

@@ -47,8 +47,13 @@ def encoder_path(name: str) -> str:
 
 
 class RewardModelConfig(Config):
-    encoder: str = Field(DEFAULT_ENCODER, description="Sentence encoder: all-minilm-l6-v2 (offline, from its wheel), "
-                                                      "a local directory, or a hub id.")
+    architecture: Literal["bi_encoder", "cross_encoder"] = Field(
+        "bi_encoder", description="bi_encoder: prompt and response encoded apart (mean-pooled) + an MLP head, "
+        "trained by the Bradley-Terry loop here; cross_encoder: a sequence-classification model over prompt + "
+        "response together, trained by TRL's RewardTrainer (judges/cross_encoder.py).")
+    encoder: str = Field(DEFAULT_ENCODER, description="Backbone: all-minilm-l6-v2 (offline, from its wheel), "
+                                                      "smollm2-135m-instruct (cross_encoder only), a local "
+                                                      "directory, or a hub id.")
     max_prompt_tokens: int = Field(64, ge=8, le=512, description="Prompt tokens kept (the end of the conversation).")
     max_response_tokens: int = Field(96, ge=8, le=512, description="Response tokens kept (its start).")
     head_hidden: int = Field(256, ge=8, description="Width of the scalar head's hidden layer.")
@@ -67,7 +72,8 @@ class TrainConfig(Config):
     epochs: int = Field(2, ge=1, description="Passes over the training pairs.")
     batch_size: int = Field(16, ge=1, description="Pairs per optimizer step.")
     lr: float = Field(5e-5, gt=0, description="Learning rate of the encoder.")
-    head_lr: float = Field(1e-3, gt=0, description="Learning rate of the scalar head.")
+    head_lr: float = Field(1e-3, gt=0, description="Learning rate of the scalar head (bi_encoder; TRL trains the "
+                                                   "cross_encoder's score head at `lr`).")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay.")
     warmup_ratio: float = Field(0.1, ge=0, lt=1, description="Share of steps with a linear warm-up.")
     freeze_encoder: bool = Field(False, description="Train the head only (fast, weaker).")
@@ -92,9 +98,51 @@ class _Net(nn.Module):
         return self.head(torch.cat([p, r, p * r, (p - r).abs()], dim=-1)).squeeze(-1)
 
 
-class RewardModel(Judge):
+class ScalarRewardJudge(Judge):
+    """A judge built on `rewards(prompts, responses)` (one scalar per row, a Bradley-Terry logit): pointwise
+    scores, pairwise verdicts, accuracy on preference pairs, and the TRL reward-function form."""
+
     name = "reward_model"
     scale = (-10.0, 10.0)  # a Bradley-Terry logit: P(a beats b) = sigmoid(score_a - score_b)
+
+    def rewards(self, prompts: Sequence[Any], responses: Sequence[Any]) -> list[float]:
+        raise NotImplementedError
+
+    def score(self, items: Sequence[JudgeItem]) -> list[Judgement]:
+        values = self.rewards([i.prompt for i in items], [i.response for i in items])
+        return [Judgement(score=v) for v in values]
+
+    def compare(self, pairs: Sequence[PairItem]) -> list[Preference]:
+        values = self.rewards([p.prompt for p in pairs for _ in (0, 1)], [r for p in pairs for r in (p.a, p.b)])
+        out = []
+        for i in range(len(pairs)):
+            a, b = values[2 * i], values[2 * i + 1]
+            out.append(Preference(winner="a" if a > b else "b" if b > a else "tie", score_a=a, score_b=b,
+                                  rationale=f"P(a better) = {1 / (1 + math.exp(min(50.0, b - a))):.2f}"))
+        return out
+
+    def accuracy(self, pairs: Sequence[PreferencePair]) -> float:
+        """Share of pairs whose chosen response gets the higher reward (ties count half)."""
+        if not pairs:
+            return float("nan")
+        prefs = self.compare([PairItem(prompt=p.prompt, a=p.chosen, b=p.rejected) for p in pairs])
+        return sum(1.0 if p.winner == "a" else 0.5 if p.winner == "tie" else 0.0 for p in prefs) / len(prefs)
+
+    def as_reward_function(self) -> RewardFunction:
+        """A TRL reward function: `reward_funcs=[rm.as_reward_function()]` in GRPOTrainer (and RLOO)."""
+        return RewardFunction(self)
+
+
+def create_reward_model(config: RewardModelConfig, *, seed: int = 0) -> ScalarRewardJudge:
+    """An untrained reward model of `config.architecture`."""
+    if config.architecture == "cross_encoder":
+        from synthloop.judges.cross_encoder import CrossEncoderRewardModel
+
+        return CrossEncoderRewardModel.create(config, seed=seed)
+    return RewardModel.create(config, seed=seed)
+
+
+class RewardModel(ScalarRewardJudge):
 
     def __init__(self, net: _Net, tokenizer, config: RewardModelConfig, metrics: dict[str, Any] | None = None,
                  path: Path | None = None):
@@ -132,13 +180,18 @@ class RewardModel(Judge):
         return path
 
     @classmethod
-    def load(cls, path: str | Path, **overrides: Any) -> RewardModel:
+    def load(cls, path: str | Path, **overrides: Any) -> ScalarRewardJudge:
+        """Any reward-model artifact: a bi-encoder (this class) or a cross-encoder (its config.json says so)."""
         from transformers import AutoModel, AutoTokenizer
 
         path = Path(path)
-        if not (path / "config.json").is_file() or not (path / "head.pt").is_file():
+        raw = json.loads((path / "config.json").read_text()) if (path / "config.json").is_file() else {}
+        if raw.get("architecture") == "cross_encoder":
+            from synthloop.judges.cross_encoder import CrossEncoderRewardModel
+
+            return CrossEncoderRewardModel.load(path, **overrides)
+        if not raw or not (path / "head.pt").is_file():
             raise FileNotFoundError(f"{path}: not a reward-model artifact (expected config.json, head.pt, encoder/)")
-        raw = json.loads((path / "config.json").read_text())
         raw.pop("kind", None)
         config = RewardModelConfig(**{**raw, **overrides})
         tokenizer = AutoTokenizer.from_pretrained(path / "encoder")
@@ -204,31 +257,6 @@ class RewardModel(Judge):
             values = self._rewards(self._scoring_net(), [render_prompt(p) for p in prompts],
                                    [render_response(r) for r in responses], self.config.batch_size)
         return [float(v) for v in values]
-
-    # -- the Judge interface ----------------------------------------------------------------------------
-    def score(self, items: Sequence[JudgeItem]) -> list[Judgement]:
-        values = self.rewards([i.prompt for i in items], [i.response for i in items])
-        return [Judgement(score=v) for v in values]
-
-    def compare(self, pairs: Sequence[PairItem]) -> list[Preference]:
-        values = self.rewards([p.prompt for p in pairs for _ in (0, 1)], [r for p in pairs for r in (p.a, p.b)])
-        out = []
-        for i in range(len(pairs)):
-            a, b = values[2 * i], values[2 * i + 1]
-            out.append(Preference(winner="a" if a > b else "b" if b > a else "tie", score_a=a, score_b=b,
-                                  rationale=f"P(a better) = {1 / (1 + math.exp(b - a)):.2f}"))
-        return out
-
-    def accuracy(self, pairs: Sequence[PreferencePair]) -> float:
-        """Share of pairs whose chosen response gets the higher reward (ties count half)."""
-        if not pairs:
-            return float("nan")
-        prefs = self.compare([PairItem(prompt=p.prompt, a=p.chosen, b=p.rejected) for p in pairs])
-        return sum(1.0 if p.winner == "a" else 0.5 if p.winner == "tie" else 0.0 for p in prefs) / len(prefs)
-
-    def as_reward_function(self) -> RewardFunction:
-        """A TRL reward function: `reward_funcs=[rm.as_reward_function()]` in GRPOTrainer (and RLOO)."""
-        return RewardFunction(self)
 
     # -- training ------------------------------------------------------------------------------------
     def fit(self, pairs: Sequence[PreferencePair], config: TrainConfig | None = None, *,
@@ -308,7 +336,7 @@ class RewardFunction:
     completions may be strings or conversations (lists of messages); G completions of one prompt share
     its encoding. Not an nn.Module on purpose: TRL would treat a module as a sequence classifier."""
 
-    def __init__(self, model: RewardModel):
+    def __init__(self, model: ScalarRewardJudge):
         self.model = model
         self.__name__ = "synthloop_reward_model"
 
