@@ -1,4 +1,4 @@
-"""Accuracy of the default trained judge (configs/judge.yaml) on every preference set we hold out, beside the
+"""Accuracy of the default trained judge (configs/judge/judge.yaml) on every preference set we hold out, beside the
 length baselines, chance, and its length bias.
 
     flock /tmp/synthloop-heavy.lock python experiments/judge_accuracy.py          # trains the default judge if needed
@@ -28,7 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-CONFIG = ROOT / "configs" / "judge.yaml"
+CONFIG = ROOT / "configs" / "judge" / "judge.yaml"
 OTHER_SETS = {
     "bigbench (PyPI)": "only version 0.0.1 is served: the BIG-bench API code, no task JSONs (no hhh_alignment)",
     "fschat 0.2.36": "the llm_judge code only; MT-Bench human judgments are fetched from the hub at run time",
@@ -40,8 +40,10 @@ OTHER_SETS = {
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model-dir", default=str(ROOT / ".cache" / "bench" / "judge"),
-                    help="a run of `synthloop judge train configs/judge.yaml` (trained here if absent)")
+                    help="a run of `synthloop judge train configs/judge/judge.yaml` (trained here if absent)")
     ap.add_argument("--retrain", action="store_true")
+    ap.add_argument("--train-threads", type=int, default=1,
+                    help="torch threads while training (1: on a busy shared machine two threads wait on each other)")
     args = ap.parse_args()
 
     from synthloop.cli.common import quiet_libraries
@@ -53,6 +55,7 @@ def main() -> None:
 
     os.chdir(ROOT)  # the config's data paths are relative to the project
     cfg = load_config(JudgeTrainConfig, CONFIG, [])
+    train_cfg = load_config(JudgeTrainConfig, CONFIG, [f"model.threads={args.train_threads}"])
     run = Path(args.model_dir)
     results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                  "load_avg_start": round(os.getloadavg()[0], 2),
@@ -61,13 +64,18 @@ def main() -> None:
                      "command": "python experiments/judge_accuracy.py"}
     if args.retrain or not (run / "model" / "config.json").is_file():
         started = time.time()
-        train_reward_model(cfg, run, resume="always", log=lambda m: print(m, flush=True), evaluate=False)
+        def progress(step: int, total: int, loss: float) -> None:
+            if step % 20 == 0 or step == total:
+                print(f"step {step}/{total} loss {loss:.3f} ({time.time() - started:.0f} s)", flush=True)
+
+        train_reward_model(train_cfg, run, resume="always", log=lambda m: print(m, flush=True), progress=progress,
+                           evaluate=False)
         results["train_wall_seconds"] = round(time.time() - started, 1)
     metrics = json.loads((run / "model" / "metrics.json").read_text())
     results["trained_by"] = f"synthloop judge train {CONFIG.relative_to(ROOT)} (run: {run})"
     results["training"] = {k: metrics.get(k) for k in ("train_pairs", "train_sources", "steps", "train_seconds",
                                                        "loss_first", "loss_last", "trainer")}
-    rm = RewardModel.load(run / "model")
+    rm = RewardModel.load(run / "model", threads=None)  # scoring: every core
     results["judge"] = rm.describe() | {"config": rm.config.model_dump(mode="json")}
     sets = cfg.data.eval_sets()
     results["sets"] = {}

@@ -34,7 +34,7 @@ def filter_command(
 
       synthloop filter configs/filter/filter.yaml --set input.path=runs/self_instruct
 
-      synthloop filter runs/self_instruct --judge runs/judge_hh/model --min-score 0 --diversity 500
+      synthloop filter runs/self_instruct --judge runs/judge/model --min-score 0 --diversity 500
     """
     quiet_libraries()
     from synthloop.configs import ConfigError, dump_yaml, load_config, read_yaml

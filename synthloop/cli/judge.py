@@ -14,7 +14,7 @@ from synthloop.cli.common import SetOption, console, load, quiet_libraries
 app = typer.Typer(help="Judges: train the MiniLM reward model, measure any judge against human preferences, "
                        "score records.", no_args_is_help=True)
 
-ConfigArg = Annotated[Path, typer.Argument(help="A YAML config (see configs/judge_*.yaml).")]
+ConfigArg = Annotated[Path, typer.Argument(help="A YAML config (see configs/judge/*.yaml).")]
 ResumeOption = Annotated[str, typer.Option("--resume", help="if-unchanged | always | never (see `generate`).")]
 
 
@@ -34,6 +34,7 @@ def train(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-
     Writes runs/<name>/model/ (the artifact: for the reward model config.json, metrics.json, encoder/, head.pt;
     for a generative judge a checkpoint any engine loads plus judge.json) and metrics.json.
 
+      synthloop judge train configs/judge/judge.yaml           # the default judge (runs/judge/model)
       synthloop judge train configs/judge/judge_hh.yaml --set train.epochs=1
       synthloop judge train configs/judge/judge_generative.yaml --set data.limit=300
     """

@@ -13,8 +13,11 @@ truncated (prompts keep their end, responses their start), batched by length (li
 the encoder can run in bfloat16 on CPUs with AMX/AVX-512-BF16. `bench/judge_throughput.py` measures it.
 
 The training loop is written here (~40 lines) rather than taken from TRL's RewardTrainer because
-RewardTrainer trains a sequence-classification model over the concatenated prompt+response, which
-cannot share prompt encodings; the loss is the same Bradley-Terry loss.
+RewardTrainer trains a sequence-classification model over the concatenated prompt+response (a cross-encoder),
+which cannot share prompt encodings and reads prompt+response twice per pair; the loss is the same Bradley-Terry
+loss. The TRL path exists beside it (`architecture: cross_encoder`, judges/cross_encoder.py); the bi-encoder
+stays the default because the loop needs its scoring rate (bench/results/judge_throughput.json) and the
+cross-encoder measured no better in the study (bench/results/judge_study.json).
 """
 
 from __future__ import annotations

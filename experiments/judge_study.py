@@ -1,8 +1,8 @@
 """The recipe study behind the default trained judge: data mixtures x trainer x backbone x input length, each
 run small (a subsample, one epoch), every run measured on the same held-out sets.
 
-    flock /tmp/synthloop-heavy.lock python bench/judge_study.py                     # every variant (~1 h, 2 cores)
-    python bench/judge_study.py --only alpaca_hh_aug --train-pairs 500              # one variant, quicker
+    flock /tmp/synthloop-heavy.lock python experiments/judge_study.py                     # every variant (~1 h, 2 cores)
+    python experiments/judge_study.py --only alpaca_hh_aug --train-pairs 500              # one variant, quicker
 
 Evaluation sets (fixed for every variant, never trained on: each training source is decontaminated against
 them by prompt): hh-rlhf harmless held-out part (human labels, sha256(prompt) split), and a held-out split of
@@ -47,9 +47,9 @@ def variants(n: int) -> dict[str, dict]:
         "alpaca_hh": {"data": {"hh_rlhf_limit": n // 3, "datasets": [{**alpaca, "train_limit": n - n // 3}]},
                       "model": short},
         "alpaca_hh_aug": {"data": mix, "model": short},
-        "alpaca_hh_aug_ranked": {"data": {**mix, "ranked": ranked}, "model": short},
         "alpaca_hh_aug_long": {"data": mix, "model": long},
         "alpaca_hh_aug_trl_cross": {"data": mix, "model": {**short, "architecture": "cross_encoder"}},
+        "alpaca_hh_aug_ranked": {"data": {**mix, "ranked": ranked}, "model": short},
     }
 
 
@@ -59,6 +59,8 @@ def main() -> None:
     ap.add_argument("--train-pairs", type=int, default=2000)
     ap.add_argument("--eval-pairs", type=int, default=600, help="per held-out set (a seeded sample)")
     ap.add_argument("--rerun", action="store_true")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads for training (1: on a busy shared "
+                                                           "machine two threads wait on each other)")
     args = ap.parse_args()
 
     from synthloop.cli.common import quiet_libraries
@@ -83,16 +85,20 @@ def main() -> None:
             print(f"{name}: already measured (--rerun to redo)")
             continue
         cfg = JudgeTrainConfig.model_validate({"data": {"hh_rlhf": str(HH), **spec["data"]},
-                                               "model": spec.get("model", {}),
+                                               "model": {"threads": args.threads, **spec.get("model", {})},
                                                "train": {"epochs": 1, **spec.get("train", {})}})
         run = ROOT / ".cache" / "judge_study" / name
         started = time.time()
         load = os.getloadavg()[0]
+        def progress(step: int, total: int, loss: float) -> None:
+            if step % 10 == 0 or step == total:
+                print(f"{name}: step {step}/{total} loss {loss:.3f} ({time.time() - started:.0f} s)", flush=True)
+
         metrics = train_reward_model(cfg, run, resume="always", log=lambda m: print(m, flush=True),
-                                     evaluate=False)
+                                     progress=progress, evaluate=False)
         train_seconds = time.time() - started
-        rm = RewardModel.load(run / "model", threads=2)
-        row: dict = {"command": f"python bench/judge_study.py --only {name} --train-pairs {args.train_pairs} "
+        rm = RewardModel.load(run / "model", threads=args.threads)
+        row: dict = {"command": f"python experiments/judge_study.py --only {name} --train-pairs {args.train_pairs} "
                                 f"--eval-pairs {args.eval_pairs}",
                      "config": json.loads(cfg.model_dump_json()), "train_pairs": metrics["train_pairs"],
                      "train_sources": metrics["train_sources"], "steps": metrics["steps"],
