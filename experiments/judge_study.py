@@ -1,8 +1,8 @@
 """The recipe study behind the default trained judge: data mixtures x trainer x backbone x input length, each
 run small (a subsample, one epoch), every run measured on the same held-out sets.
 
-    flock /tmp/synthloop-heavy.lock python experiments/judge_study.py                     # every variant (~1 h, 2 cores)
-    python experiments/judge_study.py --only alpaca_hh_aug --train-pairs 500              # one variant, quicker
+    flock /tmp/synthloop-heavy.lock python experiments/judge_study.py         # every variant (~1 h, 2 cores)
+    python experiments/judge_study.py --only alpaca_hh_aug --train-pairs 500  # one variant, quicker
 
 Evaluation sets (fixed for every variant, never trained on: each training source is decontaminated against
 them by prompt): hh-rlhf harmless held-out part (human labels, sha256(prompt) split), and a held-out split of
@@ -90,7 +90,7 @@ def main() -> None:
         run = ROOT / ".cache" / "judge_study" / name
         started = time.time()
         load = os.getloadavg()[0]
-        def progress(step: int, total: int, loss: float) -> None:
+        def progress(step: int, total: int, loss: float, name: str = name, started: float = started) -> None:
             if step % 10 == 0 or step == total:
                 print(f"{name}: step {step}/{total} loss {loss:.3f} ({time.time() - started:.0f} s)", flush=True)
 
