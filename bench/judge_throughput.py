@@ -5,9 +5,9 @@ must not be the loop's bottleneck (target: >= 20x the generator's rate).
 
 Measured on real pairs at their real lengths: hh-rlhf (short dialogue turns, ~45 tokens per response) and
 alpaca_eval_prefs (long instruction answers, ~300 tokens before truncation), in the judge's own config
-(bfloat16, truncation, length-sorted batches, one encoding per distinct prompt), then at the previous default's
-input lengths (64 prompt / 96 response tokens) to show what the longer inputs cost, and GRPO-shaped (8
-completions share a prompt). The generator's rate is synthloop's vLLM runner on SmolLM2-135M from
+(bfloat16, truncation, length-sorted batches, one encoding per distinct prompt), then at longer inputs (128 prompt
+/ 256 response tokens, the study's `long` variant) to show what they would cost, and GRPO-shaped (8 completions
+share a prompt). The generator's rate is synthloop's vLLM runner on SmolLM2-135M from
 bench/results/engine_overhead.json (records/s = items / seconds). Saves bench/results/judge_throughput.json.
 """
 
@@ -73,10 +73,10 @@ def main() -> None:
     for name, items in sets.items():
         rates[name] = round(len(items) / timed(lambda items=items: rm.compare(items)), 1)
         print(f"{name}: {rates[name]} pairs/s", flush=True)
-    short = RewardModel.load(model, threads=2, max_prompt_tokens=64, max_response_tokens=96)
+    longer = RewardModel.load(model, threads=2, max_prompt_tokens=128, max_response_tokens=256)
     for name, items in sets.items():
-        rates[f"{name}_at_64_96_tokens"] = round(len(items) / timed(lambda items=items: short.compare(items)), 1)
-        print(f"{name} at 64+96 tokens: {rates[f'{name}_at_64_96_tokens']} pairs/s", flush=True)
+        rates[f"{name}_at_128_256_tokens"] = round(len(items) / timed(lambda items=items: longer.compare(items)), 1)
+        print(f"{name} at 128+256 tokens: {rates[f'{name}_at_128_256_tokens']} pairs/s", flush=True)
     prompts = [p.prompt for p in hh[:64]]
     completions = [r for p in hh[:64] for r in (p.chosen, p.rejected, p.chosen[:40], p.rejected[:40],
                                                  p.chosen[::-1][:80], p.rejected[-60:], "No.", "Sure.")]
