@@ -61,7 +61,7 @@ def main() -> None:
                                  "load_avg_start": round(os.getloadavg()[0], 2),
                                  "note": "shared 2-core machine: other engineers' jobs ran meanwhile (timings only)"},
                      "config": str(CONFIG.relative_to(ROOT)),
-                     "command": "python experiments/judge_accuracy.py"}
+                     "command": "python experiments/judge_accuracy.py " + " ".join(sys.argv[1:])}
     if args.retrain or not (run / "model" / "config.json").is_file():
         started = time.time()
         def progress(step: int, total: int, loss: float) -> None:
@@ -72,7 +72,7 @@ def main() -> None:
                            evaluate=False)
         results["train_wall_seconds"] = round(time.time() - started, 1)
     metrics = json.loads((run / "model" / "metrics.json").read_text())
-    results["trained_by"] = f"synthloop judge train {CONFIG.relative_to(ROOT)} (run: {run})"
+    results["trained_by"] = f"{run}: a run of {CONFIG.relative_to(ROOT)} (synthloop judge train, or the study's run)"
     results["training"] = {k: metrics.get(k) for k in ("train_pairs", "train_sources", "steps", "train_seconds",
                                                        "loss_first", "loss_last", "trainer")}
     rm = RewardModel.load(run / "model", threads=None)  # scoring: every core

@@ -143,5 +143,5 @@ def test_mixture_is_decontaminated_against_every_evaluation_set(tmp_path):
     assert not train_prompts & held_prompts
     assert not {'"Instruction number 3."', '"Instruction number 4."'} & train_prompts
     sources = {p.source.split(":")[0] for p in train}
-    assert sources == {"hh_rlhf", str(prefs), "augment"} and sum(p.source.startswith("augment") for p in train) <= 20
+    assert sources == {"hh_rlhf", "mine", "augment"} and sum(p.source.startswith("augment") for p in train) <= 20
     assert any(line.startswith("data: mine:") for line in logs)

@@ -110,7 +110,7 @@ class PreferenceData(Config):
         if self.hh_rlhf is not None:
             parts["hh_rlhf"] = sample(self._hh("train"), self.hh_rlhf_limit, self.seed)
         for spec in self.datasets:
-            train, _ = split_by_prompt(read_pairs(spec), spec.held_out_fraction)
+            train, _ = split_by_prompt(read_pairs(spec, source=spec.set_name()), spec.held_out_fraction)
             parts[spec.set_name()] = sample(train, spec.train_limit, self.seed)
         for source in self.ranked:
             parts[f"ranked:{Path(source.path).name}"] = sample(ranked_pairs(source, log=log), source.limit, self.seed)

@@ -148,7 +148,7 @@ def read_pairs(spec: DatasetInput, source: str | None = None) -> list[Preference
     path = Path(spec.path)
     source = source or str(path)
     if not (path.is_file() and [s for s in path.suffixes if s != ".gz"][-1:] == [".jsonl"]):
-        return list(pairs_from_rows(spec.rows(), source))
+        return [pair_from_row(row, f"{path}:{i}", source) for i, row in enumerate(spec.rows(), start=1)]
     opener = gzip.open if path.suffix == ".gz" else open
     out: list[PreferencePair] = []
     rows = 0
