@@ -16,8 +16,9 @@ The training loop is written here (~40 lines) rather than taken from TRL's Rewar
 RewardTrainer trains a sequence-classification model over the concatenated prompt+response (a cross-encoder),
 which cannot share prompt encodings and reads prompt+response twice per pair; the loss is the same Bradley-Terry
 loss. The TRL path exists beside it (`architecture: cross_encoder`, judges/cross_encoder.py); the bi-encoder
-stays the default because the loop needs its scoring rate (bench/results/judge_throughput.json) and the
-cross-encoder measured no better in the study (bench/results/judge_study.json).
+stays the default because the loop needs its scoring rate: a cross-encoder reads prompt+response for each side
+of a pair (26 pairs/s fp32 vs 67 for this bi-encoder on the same texts, bench/results/judge_throughput.json
+history), and the study's cross-encoder run did not finish on the shared machine (bench/results/judge_study.json).
 """
 
 from __future__ import annotations
