@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from synthloop.judges.preference_data import PreferencePair, render_prompt, render_response
-from synthloop.judges.reward_model import RewardModelConfig, ScalarRewardJudge, TrainConfig, encoder_path
+from synthloop.judges.reward_model_base import RewardModelConfig, ScalarRewardJudge, TrainConfig, encoder_path
 
 
 def _backbone_path(name: str) -> str:
