@@ -90,7 +90,7 @@ class CachedEngine(Engine):
         self._stats_lock = threading.Lock()
         sha = engine_identity(inner.describe()).get("model_sha256")
         #: the model as cache keys name it: with the fingerprint of its weights when it has local ones
-        self.model_key = f"{inner.model}@{sha}" if sha and sha != inner.model else inner.model
+        self.model_key = f"{inner.model}@{sha}" if sha else inner.model
 
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()

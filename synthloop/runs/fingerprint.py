@@ -123,7 +123,8 @@ def engine_identity(described: dict[str, Any]) -> dict[str, Any]:
     OpenAI-compatible server: its model is whatever the server serves under that name)."""
     if described.get("engine") == "openai" or "model" not in described or "model_sha256" in described:
         return described
-    return {**described, "model_sha256": model_fingerprint(str(described["model"]))}
+    sha = model_fingerprint(str(described["model"]))
+    return described if sha == described["model"] else {**described, "model_sha256": sha}
 
 
 def config_files(config: BaseModel, *, skip: frozenset[str] = frozenset()) -> dict[str, str]:

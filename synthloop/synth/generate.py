@@ -27,7 +27,7 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -103,7 +103,7 @@ def check_inputs(program: SynthProgram) -> None:
     from synthloop.configs import ConfigError
 
     try:
-        first = next(iter(program.inputs()), None)
+        first = next(_one_line_errors(program.inputs(), program.name), None)
     except NotImplementedError:
         return
     if first is None:
@@ -111,6 +111,19 @@ def check_inputs(program: SynthProgram) -> None:
         raise ConfigError(f"{source}: no usable input rows (an empty file, blank lines only, or every row skipped); "
                           "nothing to generate from")
     program.check_input(first)
+
+
+def _one_line_errors(source: Iterable[dict[str, Any]], name: str) -> Iterator[dict[str, Any]]:
+    """The inputs, with what a program raises about a row it cannot use (a missing column: KeyError, ValueError) as
+    the one-line `ConfigError` it is."""
+    from synthloop.configs import ConfigError
+
+    try:
+        yield from source
+    except ConfigError:
+        raise
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"program ({name}) inputs: {exc.args[0] if exc.args else type(exc).__name__}") from None
 
 
 def generate(
@@ -323,7 +336,7 @@ class _Runner:
     async def run(self) -> RunSummary:
         started = time.time()
         self._load_state()
-        source = self.inputs if self.inputs is not None else self.program.inputs()
+        source = self.inputs if self.inputs is not None else _one_line_errors(self.program.inputs(), self.program.name)
         items = enumerate(source)
         if self.max_items is not None:
             items = itertools.islice(items, self.max_items)
@@ -427,9 +440,9 @@ class _Runner:
             self.summary.output_tokens = self.engine.output_tokens
             self.summary.prompt_tokens = self.engine.prompt_tokens
             self.summary.cache_hits = self.engine.hits
-            engine_failed = any(k in ("engine", "transient") for k in self.summary.failure_reasons)
-            if status == "completed" and engine_failed and not self.summary.kept and not self.summary.filtered:
-                status = "failed"  # nothing came back from the engine, e.g. every request refused (a missing key)
+            run_failures = any(k not in _SAMPLE_FAILURES for k in self.summary.failure_reasons)
+            if status == "completed" and run_failures and not self.summary.kept and not self.summary.filtered:
+                status = "failed"  # nothing came back, e.g. every request refused (a missing key), a missing column
                 self.summary.error = f"every item failed; the last: {self.last_failure}"
                 self.rundir.update_manifest(error=self.summary.error)
             elif status == "completed" and total is not None and self.summary.kept < total:
