@@ -7,7 +7,8 @@ about one per round trip. Timeouts, connection errors, 5xx answers and malformed
 exponential backoff and full jitter; 4xx answers are permanent. What still fails is raised as
 `EngineError(transient=...)`, so a run retries only what a retry can fix.
 
-A server that cannot be used at all fails fast instead of costing every request its retries: the engine goes
+A server that cannot be used at all fails fast instead of costing every request its retries: until the server first
+answers, at most `_DOWN_AFTER` requests are in flight; the engine goes
 "down" (every later request fails at once with the cause, a permanent error) when `_DOWN_AFTER` requests in a row
 found no server (connection refused, DNS, connect or answer timeouts) and it never answered, or has not answered
 for `_DOWN_AFTER_S` seconds; or when its first answers refuse every request (401/403: the key; 404: the URL or
@@ -104,6 +105,9 @@ class OpenAIEngine(Engine):
         self._answered: float | None = None  # when the server last answered (any status)
         self._accepted = False  # whether it ever answered 200
         self.down: str | None = None  # why every request now fails at once (see the module docstring)
+        # until the server first answers, at most this many requests go out: an unreachable one costs a few, not a
+        # whole wave of max_concurrency (asyncio primitives bind to the loop that first uses them: ours)
+        self._probe = asyncio.Semaphore(_DOWN_AFTER)
 
     def describe(self) -> dict[str, Any]:
         return {"engine": self.kind, "model": self.model}
@@ -239,8 +243,22 @@ class OpenAIEngine(Engine):
             self.down = f"{exc}; every request is refused alike, so the run stops"
 
     async def _once(self, payload: dict[str, Any]) -> Any:
+        if self._answered is None:  # nothing heard from the server yet: a few requests find out whether it is there
+            await self._probe.acquire()
+            if self._answered is None:
+                try:
+                    return await self._exchange(payload)
+                finally:
+                    self._probe.release()
+            self._probe.release()  # it answered while this one waited: on with no gate (the next waiter follows)
+        return await self._exchange(payload)
+
+    async def _exchange(self, payload: dict[str, Any]) -> Any:
         session = self._open()
         epoch = await self.limit.acquire()
+        if self.down is not None:  # it went down while this request waited for a slot: do not send it
+            self.limit.release()
+            raise EngineError(self.down, transient=False)
         self.stats["requests"] += 1
         try:
             async with session.post(self._url, data=orjson.dumps(payload), headers=_JSON) as response:
