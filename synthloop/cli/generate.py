@@ -57,7 +57,8 @@ def generate(
     sampling = cfg.sampling
     identity = run_identity(program, engines.describe_config(cfg.engine), sampling, cfg.seed, caller_inputs=False)
     target = RunDir.target(cfg.output_dir / (cfg.name or config.stem), identity=identity, resume=resume)  # fail fast
-    target.lock()  # one writer: a second process exits here, at once, before it starts an engine
+    if target.exists():  # one writer: a second process exits here, at once, before it starts an engine (a new run
+        target.lock()  # is locked when it is created: nothing is written for a command that fails before that)
     verb = "resuming" if target.exists() else "starting"
     console.print(
         f"[bold]{verb}[/] run {target.path}  ·  program {program.name}  ·  "

@@ -36,6 +36,13 @@ class InputError(ConfigError):
     """An input dataset that cannot be read as rows; the message is one line naming the file."""
 
 
+class MissingColumnError(InputError, KeyError):
+    """A mapped column a row does not have; also a `KeyError`, which callers that skip such rows catch (a schedule's
+    inbox drops the record)."""
+
+    __str__ = Exception.__str__  # the message as written (KeyError would quote it)
+
+
 class DatasetInput(Config):
     path: Path = Field(description="A synthloop run directory, a `datasets.save_to_disk` directory, or a "
                                    ".jsonl/.json/.parquet/.csv file (optionally .gz).")
@@ -80,7 +87,8 @@ def _lookup(row: dict[str, Any], column: str, path: Path) -> Any:
             value = value[int(part)] if isinstance(value, list | tuple) else value[part]
         except (KeyError, IndexError, ValueError, TypeError):
             columns = ", ".join(map(str, row))
-            raise InputError(f"{path}: no column {column!r} (columns: {columns}; fix inputs.columns)") from None
+            raise MissingColumnError(f"{path}: no column {column!r} (columns: {columns}; fix inputs.columns)") \
+                from None
     return value
 
 

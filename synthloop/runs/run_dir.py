@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from collections.abc import Iterator
@@ -143,6 +144,8 @@ class RunDir:
             raise RunConflictError(f"{run.path}: exists and is a file, not a run directory; choose another name")
         if run.path.exists() and not run.exists() and not run.is_skeleton():
             raise RunConflictError(f"{run.path}: exists and is not a synthloop run directory; choose another name")
+        if not run.path.exists():
+            _check_creatable(run.path)
         if run.exists() and resume == "never":
             k = 2
             while run.path.with_name(f"{run.path.name}-{k}").exists():
@@ -227,6 +230,17 @@ class RunDir:
 
     def iter_errors(self) -> Iterator[dict[str, Any]]:
         yield from read_jsonl(self.errors_path)
+
+
+def _check_creatable(path: Path) -> None:
+    """A new run's directory can be made: said before anything starts, not after an engine did."""
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise RunConflictError(f"{ancestor}: is a file, so {path} cannot be made (check output_dir and the name)")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RunConflictError(f"{ancestor}: not writable, so {path} cannot be made (check its permissions)")
 
 
 def _readable(key: str, identity: dict[str, Any]) -> str:
