@@ -249,6 +249,9 @@ CASES = [
     # -- other commands ------------------------------------------------------------------------------------------------
     ("filter of input that is not JSONL", lambda w: ["filter", str(w.root / "text.jsonl")], 2, "text.jsonl:1"),
     ("filter of a missing path", lambda w: ["filter", str(w.root / "nope.jsonl")], 2, "nope.jsonl"),
+    ("judge on records without a response", lambda w: ["filter", str(w.runs / "base"), "--name", "judged", "--set",
+                                                        "filters=[{kind: judge_threshold, judge: {kind: length}}]"],
+     2, "record 0: no messages and no prompt/response columns", False),
 ]
 
 
@@ -582,3 +585,24 @@ def test_fingerprints_are_remembered_by_path_size_and_mtime(tmp_path):
     assert fp.fingerprint(model) == before
     (model / "weights.bin").write_bytes(b"\1" * 1000)
     assert fp.fingerprint(model) != before
+
+
+def test_an_unexpected_error_says_internal_error_and_where_its_traceback_is(world, monkeypatch):
+    """A bug (here in a user's judge) is not a user error: exit 1, one line saying "internal error", the traceback
+    saved to a file (not printed)."""
+    (world.root / "brokenjudge.py").write_text(
+        "from synthloop.judges.base import Judge\n\n\nclass Broken(Judge):\n    name = 'broken'\n\n"
+        "    def score(self, items):\n        return [1 / 0 for _ in items]\n\n\ndef build():\n    return Broken()\n")
+    monkeypatch.syspath_prepend(str(world.root))  # where the factory module is, as PYTHONPATH would say
+    pairs = world.root / "answers.jsonl"
+    pairs.write_text("".join(json.dumps({"prompt": f"q{i}", "response": f"a{i}"}) + "\n" for i in range(3)))
+    config = world.root / "broken_filter.yaml"
+    config.write_text(yaml.safe_dump({"output_dir": str(world.runs), "input": {"path": str(pairs)},
+                                      "filters": [{"kind": "judge_threshold",
+                                                   "judge": {"kind": "python", "factory": "brokenjudge:build"}}]}))
+    result = run_main(["filter", str(config)])
+    assert result.code == 1 and "Traceback" not in result.err
+    line = next(line for line in result.lines if line.startswith("error:"))
+    assert "internal error: ZeroDivisionError" in line and "traceback in " in line
+    saved = Path(line.split("traceback in ")[1].split(" (")[0])
+    assert "Traceback (most recent call last)" in saved.read_text() and "1 / 0" in saved.read_text()
