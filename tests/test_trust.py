@@ -247,10 +247,12 @@ CASES = [
     ("a run that ends incomplete", lambda w: ["generate", w.config("base"), "--set", "num_records=15"], 3,
      "incomplete:", False),
     # -- other commands ------------------------------------------------------------------------------------------------
-    ("filter of input that is not JSONL", lambda w: ["filter", str(w.root / "text.jsonl")], 2, "text.jsonl:1"),
+    ("filter of input that is not JSONL",
+     lambda w: ["filter", str(w.root / "text.jsonl"), "--set", f"output_dir={w.runs}"], 2, "text.jsonl:1"),
     ("filter of a missing path", lambda w: ["filter", str(w.root / "nope.jsonl")], 2, "nope.jsonl"),
-    ("judge on records without a response", lambda w: ["filter", str(w.runs / "base"), "--name", "judged", "--set",
-                                                        "filters=[{kind: judge_threshold, judge: {kind: length}}]"],
+    ("judge on records without a response",
+     lambda w: ["filter", str(w.runs / "base"), "--name", "judged", "--set", f"output_dir={w.runs}", "--set",
+                "filters=[{kind: judge_threshold, judge: {kind: length}}]"],
      2, "record 0: no messages and no prompt/response columns", False),
 ]
 
