@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from synthloop.runs.inputs import DatasetInput
+from synthloop.runs.inputs import DatasetInput, InputError
 
 
 def test_dotted_paths_reach_into_messages(tmp_path):
@@ -16,7 +16,7 @@ def test_dotted_paths_reach_into_messages(tmp_path):
     data.write_text(json.dumps(row) + "\n")
     mapped = next(DatasetInput(path=data, columns={"text": "messages.-1.content", "src": "meta.source"}).rows())
     assert mapped["text"] == "Hello there" and mapped["src"] == "x" and "messages" in mapped
-    with pytest.raises(KeyError, match="no column 'messages.5.content'"):
+    with pytest.raises(InputError, match="no column 'messages.5.content'"):
         next(DatasetInput(path=data, columns={"text": "messages.5.content"}).rows())
 
 

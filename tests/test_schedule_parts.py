@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import datetime, timedelta
 
 import pytest
 
+from synthloop.runs.lock import FileLock, Locked, holder
 from synthloop.schedule.inbox import Inbox, InboxError
-from synthloop.schedule.lock import TickLock, TickLocked
 from synthloop.schedule.timing import ScheduleError, Timing, parse_every
 
 
@@ -34,35 +35,39 @@ def test_durations_and_cron():
         Timing.from_options(None, "0 3 * *")
 
 
-def test_lock_refuses_a_second_holder_even_in_another_process(tmp_path):
+def test_lock_refuses_a_second_holder_in_another_process(tmp_path):
     path = tmp_path / "tick.lock"
     code = (
-        f"from synthloop.schedule.lock import TickLock, TickLocked\n"
+        f"from synthloop.runs.lock import FileLock, Locked\n"
         f"from pathlib import Path\n"
-        f"try:\n    TickLock(Path({str(path)!r})).acquire()\nexcept TickLocked as e:\n    print(e)\n"
+        f"try:\n    FileLock(Path({str(path)!r}), busy='another tick of this schedule is running').acquire()\n"
+        f"except Locked as e:\n    print(e, e.pid)\n"
     )
-    with TickLock(path):
-        with pytest.raises(TickLocked, match="another tick of this schedule is running"):
-            TickLock(path).acquire()
+    with FileLock(path):
+        with FileLock(path):  # the same process: re-entrant (a command and the controller it runs share the hold)
+            pass
+        assert holder(path) == os.getpid()
         other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-        assert "another tick of this schedule is running (pid" in other.stdout
-    with TickLock(path):  # released: free again
-        pass
+        assert f"another tick of this schedule is running (pid {os.getpid()}" in other.stdout
+        assert other.stdout.split()[-1] == str(os.getpid())
+    assert holder(path) is None
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert other.stdout == ""  # released: free again
 
 
 def test_lock_is_freed_when_the_holder_is_killed(tmp_path):
     path = tmp_path / "tick.lock"
     script = (
-        f"from synthloop.schedule.lock import TickLock\nfrom pathlib import Path\nimport time\n"
-        f"lock = TickLock(Path({str(path)!r})).acquire()\nprint('held', flush=True)\ntime.sleep(60)"
+        f"from synthloop.runs.lock import FileLock\nfrom pathlib import Path\nimport time\n"
+        f"lock = FileLock(Path({str(path)!r})).acquire()\nprint('held', flush=True)\ntime.sleep(60)"
     )
-    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    with pytest.raises(TickLocked):
-        TickLock(path).acquire()
-    holder.kill()
-    holder.wait(timeout=10)
-    with TickLock(path):
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    with pytest.raises(Locked, match=f"pid {proc.pid}"):
+        FileLock(path).acquire()
+    proc.kill()
+    proc.wait(timeout=10)
+    with FileLock(path):
         pass
 
 

@@ -1,23 +1,26 @@
 """The `synthloop` command: thin. It parses, loads a config, calls the library, says where outputs are.
 
-Every command that takes a config also takes `--set path.to.key=value` overrides. A bad config, a
-missing model or a run-directory conflict is reported in one line (exit code 2), never a traceback.
+Every command that takes a config also takes `--set path.to.key=value` overrides. A bad config or input, a
+missing model or a run-directory conflict is reported in one line (exit code 2), never a traceback; the exit
+codes are listed in `synthloop.cli.common`.
 """
 
 from __future__ import annotations
 
 import sys
 
+import click
 import typer
 
+from synthloop.cli import common, generate, judge, loop, models, runs, serve, skills
 from synthloop.cli import compile as compile_cli
 from synthloop.cli import filter as filter_cli
-from synthloop.cli import generate, judge, loop, models, runs, serve, skills
 from synthloop.cli import report as report_cli
 from synthloop.cli import schedule as schedule_cli
-from synthloop.cli.common import friendly_errors
+from synthloop.cli.common import CommandGroup, friendly_errors
 
 app = typer.Typer(
+    cls=CommandGroup,
     name="synthloop",
     help="Make LLMs better with data they make themselves: DSPy programs generate data on a local engine, "
     "judges filter it, TRL trains on it, loops repeat.\n\n"
@@ -27,6 +30,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback()
+def _options(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks (errors are otherwise one line)."),
+) -> None:
+    if verbose:
+        common.VERBOSE = True
+
+
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
 app.add_typer(loop.app, name="loop")
@@ -40,10 +53,16 @@ app.add_typer(schedule_cli.app, name="schedule")
 app.command("report")(report_cli.report)
 
 
-def main() -> None:
+def main(args: list[str] | None = None) -> None:
+    """The command line: exits with the code of the table in `synthloop.cli.common`."""
     with friendly_errors():
-        app()
+        try:  # not standalone: errors (and Ctrl-C, see CommandGroup) come here, to friendly_errors
+            code = app(args=args, standalone_mode=False)
+        except click.ClickException as exc:  # usage errors: click's own message and code (2)
+            exc.show()
+            code = exc.exit_code
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -11,7 +11,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from synthloop.cli.common import SetOption, console, load, quiet_libraries
+from synthloop.cli.common import SetOption, console, exit_for, load, quiet_libraries
 
 ResumeOption = Annotated[
     str,
@@ -47,15 +47,18 @@ def generate(
     from synthloop import engines, synth
     from synthloop.configs import dump_yaml
     from synthloop.runs.run_dir import RunDir
+    from synthloop.synth.generate import check_inputs, run_identity
     from synthloop.synth.generate import generate as run_generate
-    from synthloop.synth.generate import run_identity
     from synthloop.synth.generate_config import GenerateConfig
 
     cfg = load(GenerateConfig, config, set_)
     program = synth.build(cfg.program)
+    check_inputs(program)  # no rows, or rows the program cannot use: refused before anything starts
     sampling = cfg.sampling
     identity = run_identity(program, engines.describe_config(cfg.engine), sampling, cfg.seed, caller_inputs=False)
     target = RunDir.target(cfg.output_dir / (cfg.name or config.stem), identity=identity, resume=resume)  # fail fast
+    if target.exists():  # one writer: a second process exits here, at once, before it starts an engine (a new run
+        target.lock()  # is locked when it is created: nothing is written for a command that fails before that)
     verb = "resuming" if target.exists() else "starting"
     console.print(
         f"[bold]{verb}[/] run {target.path}  ·  program {program.name}  ·  "
@@ -81,11 +84,11 @@ def generate(
         )
     finally:
         engine.close()
+        target.close()
     _report(summary, cfg.show_examples, time.time() - started)
     from synthloop.cli.report import after_run
     after_run(summary.path)
-    if summary.status == "failed":
-        raise typer.Exit(1)
+    exit_for(summary.status, summary.run.path, summary.error)
 
 
 def _report(summary, show: int, wall: float) -> None:

@@ -76,6 +76,8 @@ def run(
 
     cfg = load(LoopConfig, config, set_)
     target = RunDir.target(cfg.output_dir / (cfg.name or config.stem), identity=loop_identity(cfg), resume=resume)
+    if target.exists():  # one writer: a second process exits here, at once, before it loads anything (a new run
+        target.lock()  # is locked when it is created: nothing is written for a command that fails before that)
     verb = "resuming" if target.exists() else "starting"
     say(f"[bold]{verb}[/] loop {target.path}  ·  recipe {cfg.recipe.kind}  ·  policy {cfg.engine.model}  "
                   f"·  {cfg.rounds} round(s) after the baseline")

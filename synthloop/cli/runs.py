@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from synthloop.cli.common import console, fail, open_run, out
+from synthloop.cli.common import console, fail, open_run, out, quiet_libraries
 
 app = typer.Typer(help="Inspect and export run directories.", no_args_is_help=True)
 
@@ -17,7 +17,7 @@ app = typer.Typer(help="Inspect and export run directories.", no_args_is_help=Tr
 @app.command("list")
 def list_runs(root: Annotated[Path, typer.Argument(help="Folder holding run directories.")] = Path("runs")) -> None:
     """One line per run under ROOT: kind, status, counts, last update."""
-    from synthloop.runs.run_dir import RunDir
+    from synthloop.runs.run_dir import RunConflictError, RunDir
 
     runs = sorted(p for p in root.glob("*") if RunDir(p).exists()) if root.is_dir() else []
     if not runs:
@@ -27,7 +27,10 @@ def list_runs(root: Annotated[Path, typer.Argument(help="Folder holding run dire
     for column in ("run", "kind", "status", "kept", "filtered", "failed", "updated"):
         table.add_column(column)
     for path in runs:
-        m = RunDir(path).manifest()
+        try:
+            m = RunDir(path).manifest()
+        except RunConflictError:
+            m = {"status": "corrupt manifest"}
         c = m.get("counts", {})
         table.add_row(
             path.name,
@@ -49,10 +52,16 @@ def show(
     """The run's manifest, counts, why items were filtered or failed, and a few records."""
     import json
 
+    from synthloop.runs.lock import holder
+
     run = open_run(run_path)
     m = run.manifest()
     table = Table(show_header=False, title=str(run.path))
-    for key in ("kind", "status", "created", "updated", "resumed", "seconds", "identity_hash"):
+    if m.get("status") == "running" and holder(run.lock_path) is None:  # its writer died (SIGKILL, power loss)
+        m["status"] = "running? no process writes it (killed); rerun its command to resume"
+    if m.get("status") != "failed":
+        m.pop("error", None)  # an earlier session's, since resumed
+    for key in ("kind", "status", "created", "updated", "resumed", "seconds", "identity_hash", "error"):
         if key in m:
             table.add_row(key, str(m[key]))
     for key, value in m.get("counts", {}).items():
@@ -88,8 +97,11 @@ def export(
     """Write the run's records as a Hugging Face dataset directory, a Parquet file or a JSONL file."""
     from synthloop.runs.export import export as do_export
 
+    quiet_libraries()
     if fmt not in ("hf", "parquet", "jsonl"):
         fail(f"--format {fmt!r}: expected hf, parquet or jsonl")
     run = open_run(run_path)
     target = dest or run.path / {"hf": "export", "parquet": "export.parquet", "jsonl": "export.jsonl"}[fmt]
+    if target.resolve().is_relative_to(run.path.resolve()):
+        run.lock()  # writing into the run: not while another process writes it
     out.print(str(do_export(run, fmt, target)))

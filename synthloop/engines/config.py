@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import Field, field_validator
 
 from synthloop.configs import RUNTIME, Config
 
+_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 EngineKind = Literal["auto", "vllm", "transformers", "openai"]
 
 
@@ -54,7 +56,12 @@ class EngineConfig(Config):
         "requests succeed.", json_schema_extra=RUNTIME,
     )
     timeout_s: float = Field(
-        120.0, gt=0, description="openai: per-request timeout in seconds.", json_schema_extra=RUNTIME
+        60.0, gt=0, description="openai: seconds a request may wait for its answer before it is retried (a hung "
+        "request costs this much per try).", json_schema_extra=RUNTIME
+    )
+    connect_timeout_s: float = Field(
+        10.0, gt=0, description="openai: seconds to open a connection (an unreachable host fails this fast).",
+        json_schema_extra=RUNTIME,
     )
     max_retries: int = Field(
         4, ge=0, description="openai: retries of a request after a timeout, connection error, 5xx, 429 or "
@@ -73,10 +80,30 @@ class EngineConfig(Config):
 
     @field_validator("base_url")
     @classmethod
-    def _no_credentials_in_url(cls, value: str | None) -> str | None:
+    def _an_http_url_without_credentials(cls, value: str | None) -> str | None:
         from urllib.parse import urlsplit
 
-        if value and (urlsplit(value).username or urlsplit(value).password):
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError:
+            raise ValueError("not a URL; expected e.g. http://127.0.0.1:8000/v1") from None
+        if parts.username or parts.password:
             raise ValueError("no credentials in the URL (the config is written to the run directory); put the "
                              "key in an environment variable and name it in engine.api_key_env")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("not an http(s) URL with a host; expected e.g. http://127.0.0.1:8000/v1")
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _a_variable_name(cls, value: str) -> str:
+        # A key pasted here by mistake would be written to config.yaml and into error texts: refuse it, and never
+        # echo it (the word "credential" keeps `configs.format_validation_error` from repeating the value).
+        mixed = any(c.islower() for c in value) and any(c.isupper() for c in value) and any(c.isdigit() for c in value)
+        if not _VARIABLE.fullmatch(value) or (mixed and len(value) >= 20):  # the second: random-looking, a key
+            raise ValueError("must name an environment variable (letters, digits and _, e.g. OPENAI_API_KEY), not "
+                             "hold a credential; the value is not shown")
         return value

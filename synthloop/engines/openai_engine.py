@@ -7,6 +7,13 @@ about one per round trip. Timeouts, connection errors, 5xx answers and malformed
 exponential backoff and full jitter; 4xx answers are permanent. What still fails is raised as
 `EngineError(transient=...)`, so a run retries only what a retry can fix.
 
+A server that cannot be used at all fails fast instead of costing every request its retries: until the server first
+answers, at most `_DOWN_AFTER` requests are in flight; the engine goes
+"down" (every later request fails at once with the cause, a permanent error) when `_DOWN_AFTER` requests in a row
+found no server (connection refused, DNS, connect or answer timeouts) and it never answered, or has not answered
+for `_DOWN_AFTER_S` seconds; or when its first answers refuse every request (401/403: the key; 404: the URL or
+model). A run then stops on its circuit breaker with that one line.
+
 `n` samples: sent as the server-side `n`; a server that returns fewer choices (llama.cpp, some proxies)
 is remembered and its requests are fanned out into `n` single requests with seeds `seed + k`.
 JSON schemas go as `response_format: json_schema` (vLLM and SGLang enforce them while decoding).
@@ -45,6 +52,12 @@ _JSON = {"Content-Type": "application/json"}
 _OVERLOAD = {429, 503}
 _TRANSIENT_4XX = {408, 409, 425}
 _CONTEXT_WORDS = ("context length", "context_length", "maximum context", "too many tokens", "prompt is too long")
+#: requests in a row that found no server before the engine gives up on it (see the module docstring)
+_DOWN_AFTER = 8
+#: ... once it has answered before: how long it may then stay unreachable (a restarting server comes back)
+_DOWN_AFTER_S = 300.0
+#: answers that refuse every request alike when a server never accepted one (the key, the URL, the model)
+_REFUSES_ALL = {401, 403, 404}
 
 
 class RequestFailed(EngineError):
@@ -88,6 +101,13 @@ class OpenAIEngine(Engine):
         self._loop = self.loop_thread = LoopThread("synthloop-openai")
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
+        self._unreachable = 0  # requests in a row that found no server
+        self._answered: float | None = None  # when the server last answered (any status)
+        self._accepted = False  # whether it ever answered 200
+        self.down: str | None = None  # why every request now fails at once (see the module docstring)
+        # until the server first answers, at most this many requests go out: an unreachable one costs a few, not a
+        # whole wave of max_concurrency (asyncio primitives bind to the loop that first uses them: ours)
+        self._probe = asyncio.Semaphore(_DOWN_AFTER)
 
     def describe(self) -> dict[str, Any]:
         return {"engine": self.kind, "model": self.model}
@@ -184,10 +204,16 @@ class OpenAIEngine(Engine):
         fails, a tenth of the client's budget per request at 640 req/s (measured)."""
         cfg = self.config
         for attempt in range(cfg.max_retries + 1):
+            if self.down is not None:
+                raise EngineError(self.down, transient=False)
             try:
                 return self._parse(await self._once(payload))
             except EngineError as exc:
                 key = getattr(exc, "kind", type(exc).__name__)
+                self._note_failure(exc)
+                if self.down is not None:
+                    self.stats["failed"][key] = self.stats["failed"].get(key, 0) + 1
+                    raise EngineError(self.down, transient=False) from None
                 if not exc.transient or attempt == cfg.max_retries:
                     self.stats["failed"][key] = self.stats["failed"].get(key, 0) + 1
                     if exc.transient and cfg.max_retries:
@@ -203,23 +229,53 @@ class OpenAIEngine(Engine):
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
+    def _note_failure(self, exc: EngineError) -> None:
+        """Count what says the server cannot be used at all; set `down` when it says so (module docstring)."""
+        kind = getattr(exc, "kind", "")
+        if kind in ("connection", "timeout"):
+            self._unreachable += 1
+            quiet_s = None if self._answered is None else time.monotonic() - self._answered
+            if self._unreachable >= _DOWN_AFTER and (quiet_s is None or quiet_s >= _DOWN_AFTER_S):
+                since = "never answered" if quiet_s is None else f"no answer for {quiet_s:.0f} s"
+                self.down = (f"{self.base_url}: server unreachable ({exc}; {self._unreachable} requests in a row, "
+                             f"{since}); is it running, and is engine.base_url right?")
+        elif kind.startswith("http_") and int(kind[5:]) in _REFUSES_ALL and not self._accepted:
+            self.down = f"{exc}; every request is refused alike, so the run stops"
+
     async def _once(self, payload: dict[str, Any]) -> Any:
+        if self._answered is None:  # nothing heard from the server yet: a few requests find out whether it is there
+            await self._probe.acquire()
+            if self._answered is None:
+                try:
+                    return await self._exchange(payload)
+                finally:
+                    self._probe.release()
+            self._probe.release()  # it answered while this one waited: on with no gate (the next waiter follows)
+        return await self._exchange(payload)
+
+    async def _exchange(self, payload: dict[str, Any]) -> Any:
         session = self._open()
         epoch = await self.limit.acquire()
+        if self.down is not None:  # it went down while this request waited for a slot: do not send it
+            self.limit.release()
+            raise EngineError(self.down, transient=False)
         self.stats["requests"] += 1
         try:
             async with session.post(self._url, data=orjson.dumps(payload), headers=_JSON) as response:
                 body = await response.read()
                 status = response.status
                 retry_after = _retry_after(response.headers.get("Retry-After"))
-        except TimeoutError:
-            raise RequestFailed(f"{self.host}: no answer within timeout_s={self.config.timeout_s:g}",
-                                kind="timeout", transient=True) from None
+        except TimeoutError as exc:
+            what = (f"no connection within connect_timeout_s={self.config.connect_timeout_s:g}"
+                    if isinstance(exc, aiohttp.ConnectionTimeoutError)
+                    else f"no answer within timeout_s={self.config.timeout_s:g}")
+            raise RequestFailed(f"{self.host}: {what}", kind="timeout", transient=True) from None
         except aiohttp.ClientError as exc:
             raise RequestFailed(f"{self.host}: connection failed ({type(exc).__name__}: {self._scrub(str(exc))})",
                                 kind="connection", transient=True) from None
         finally:
             self.limit.release()
+        self._unreachable, self._answered = 0, time.monotonic()
         if status == 200:
             try:
                 data = orjson.loads(body)
@@ -227,6 +283,7 @@ class OpenAIEngine(Engine):
                 raise RequestFailed(f"{self.host}: malformed response body (not JSON: {body[:80]!r})",
                                     kind="malformed", transient=True) from None
             self.limit.succeeded()
+            self._accepted = True
             return data
         message = self._server_message(body)
         text = f"HTTP {status} from {self.host}: {message}"
@@ -249,7 +306,9 @@ class OpenAIEngine(Engine):
             headers = {"Authorization": f"Bearer {self._key}"} if self._key else {}
             connector = aiohttp.TCPConnector(limit=self.config.max_concurrency, keepalive_timeout=60)
             self._session = aiohttp.ClientSession(connector=connector, headers=headers,
-                                                  timeout=aiohttp.ClientTimeout(total=self.config.timeout_s))
+                                                  timeout=aiohttp.ClientTimeout(
+                                                      total=self.config.timeout_s,
+                                                      sock_connect=self.config.connect_timeout_s))
         return self._session
 
     def _server_message(self, body: bytes) -> str:

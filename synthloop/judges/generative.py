@@ -98,4 +98,5 @@ def build_judge_sft_data(pairs: Sequence[PairItem], teacher: Judge, out: str | P
         for i, record in enumerate(records):
             log.write({"id": i, **record, "provenance": {"teacher": teacher.describe()}})
     run.update_manifest(status="completed", counts={"kept": len(records), "pairs": len(pairs)})
+    run.close()
     return run.path

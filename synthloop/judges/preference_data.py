@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from synthloop.configs import ConfigError
-from synthloop.runs.inputs import DatasetInput
+from synthloop.runs.inputs import DatasetInput, MissingColumnError
 
 _ROLES = {"user": "Human", "human": "Human", "assistant": "Assistant", "system": "System"}
 _TURN = "\n\nAssistant:"
@@ -216,7 +216,7 @@ def record_prompt_response(record: dict[str, Any]) -> tuple[Any, str]:
     r_key = next((k for k in ("completion", "response", "output", "answer") if k in record and k != p_key), None)
     if p_key is not None and r_key is not None:
         return record[p_key], render_response(record[r_key])
-    raise KeyError(f"record {record.get('id', '?')}: no messages and no prompt/response columns "
+    raise MissingColumnError(f"record {record.get('id', '?')}: no messages and no prompt/response columns "
                    f"(got {', '.join(record)})")
 
 

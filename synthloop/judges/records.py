@@ -6,6 +6,7 @@ from typing import Any
 
 from synthloop.judges.base import JudgeItem
 from synthloop.judges.preference_data import record_prompt_response, render_prompt
+from synthloop.runs.inputs import MissingColumnError
 
 
 def record_item(record: dict[str, Any], reference_field: str | None = None) -> JudgeItem:
@@ -19,5 +20,5 @@ def record_item(record: dict[str, Any], reference_field: str | None = None) -> J
     elif reference_field in record:
         reference = record[reference_field]
     else:
-        raise KeyError(f"record {record.get('id', '?')}: no reference column {reference_field!r}")
+        raise MissingColumnError(f"record {record.get('id', '?')}: no reference column {reference_field!r}")
     return JudgeItem(prompt=prompt, response=response, reference=reference)

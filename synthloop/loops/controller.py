@@ -62,6 +62,7 @@ class LoopController:
     # -- the loop -----------------------------------------------------------------------------------
     def run_loop(self) -> dict[str, Any]:
         """Run (or resume) every round up to `rounds`, or until the stop rule fires; returns the summary."""
+        self.run.lock()  # one writer while the loop runs (held since __init__; taken again for a second call)
         self.meter.start()
         self._load_start = os.getloadavg()
         status, reason = "completed", None
@@ -81,6 +82,7 @@ class LoopController:
             self.meter.stop()
         summary = self.summary(status, reason)
         self.run.update_manifest(status=status, stop_reason=reason, rounds_done=len(self.state.done_rounds()))
+        self.run.close()
         return summary
 
     def _round(self, r: int) -> None:

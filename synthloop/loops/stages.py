@@ -24,11 +24,11 @@ from synthloop.engines.base import Engine
 from synthloop.engines.types import Sampling
 from synthloop.loops.context import RoundContext
 from synthloop.runs.jsonl import read_jsonl, write_jsonl
-from synthloop.runs.run_dir import RunDir
+from synthloop.runs.run_dir import RunDir, RunIncomplete
 from synthloop.text import normal_form
 
 
-class StageIncomplete(RuntimeError):
+class StageIncomplete(RunIncomplete):
     """A stage stopped before finishing (e.g. SIGTERM while sampling); rerun the loop to resume it."""
 
 

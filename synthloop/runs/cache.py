@@ -1,5 +1,6 @@
 """The request-level cache: one SQLite row per completed request, keyed by the hash of the canonical
-request (model, messages, sampling params with seed, schema, sample index; never credentials).
+request (model with its weights' fingerprint, messages, sampling params with seed, schema, sample index; never
+credentials): a checkpoint retrained at the same path never answers from the old one's entries.
 Log-likelihood scoring requests are cached the same way (their canonical form says "loglikelihood").
 
 `CachedEngine` wraps any engine with it. A resumed run asks the same requests again and gets the
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from synthloop.engines.base import Engine
 from synthloop.engines.types import ChatRequest, ChatResult, ScoreRequest, ScoreResult
+from synthloop.runs.fingerprint import engine_identity
 
 R = TypeVar("R", bound=BaseModel)
 
@@ -86,6 +88,9 @@ class CachedEngine(Engine):
         self.output_tokens = 0
         self.prompt_tokens = 0
         self._stats_lock = threading.Lock()
+        sha = engine_identity(inner.describe()).get("model_sha256")
+        #: the model as cache keys name it: with the fingerprint of its weights when it has local ones
+        self.model_key = f"{inner.model}@{sha}" if sha else inner.model
 
     def describe(self) -> dict[str, Any]:
         return self.inner.describe()
@@ -125,11 +130,11 @@ class CachedEngine(Engine):
         return future
 
     def submit(self, request: ChatRequest) -> concurrent.futures.Future[ChatResult]:
-        return self._cached_future(request.cache_key(self.model), ChatResult, lambda: self.inner.submit(request))
+        return self._cached_future(request.cache_key(self.model_key), ChatResult, lambda: self.inner.submit(request))
 
     async def agenerate(self, request: ChatRequest) -> ChatResult:
         """Like `submit`, but awaits the inner engine's `agenerate` (no thread hop on the engine's own loop)."""
-        key = request.cache_key(self.model)
+        key = request.cache_key(self.model_key)
         hit = self._lookup(key, ChatResult)
         if hit is not None:
             return hit
@@ -138,7 +143,7 @@ class CachedEngine(Engine):
         return result
 
     def submit_score(self, request: ScoreRequest) -> concurrent.futures.Future[ScoreResult]:
-        return self._cached_future(request.cache_key(self.model), ScoreResult,
+        return self._cached_future(request.cache_key(self.model_key), ScoreResult,
                                    lambda: self.inner.submit_score(request))
 
     @property

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from synthloop.runs.run_dir import RunDir
+from synthloop.runs.run_dir import RunConflictError, RunDir
 
 ExportFormat = Literal["hf", "parquet", "jsonl"]
 
@@ -27,7 +27,12 @@ def load_dataset(run: RunDir | str | Path, cache_dir: str | Path | None = None):
 
 
 def export(run: RunDir, fmt: ExportFormat, out: str | Path) -> Path:
+    """Write the run's records to `out`; a run without records exports to JSONL only (an empty file): Parquet and
+    datasets need at least one row to know the columns (`RunConflictError`, one line)."""
     out = Path(out)
+    if fmt != "jsonl" and next(run.iter_records(), None) is None:
+        raise RunConflictError(f"{run.path}: no records to export as {fmt} (none were kept yet); --format jsonl "
+                               "writes an empty file")
     if fmt == "jsonl":
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w", encoding="utf-8") as handle:

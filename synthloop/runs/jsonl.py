@@ -45,6 +45,9 @@ class AppendLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()
+        if _ends_torn(path):  # a kill cut the last line: end it, so the next row starts a line of its own
+            self._handle.write("\n")
+            self._handle.flush()
 
     def write(self, row: dict[str, Any]) -> None:
         self._handle.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
@@ -61,6 +64,14 @@ class AppendLog:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _ends_torn(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return False
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) != b"\n"
 
 
 def next_part(records_dir: Path) -> Path:

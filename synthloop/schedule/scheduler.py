@@ -20,10 +20,11 @@ from pathlib import Path
 from rich.console import Console
 
 from synthloop.runs.jsonl import atomic_write
+from synthloop.runs.lock import EXIT_LOCKED
 from synthloop.schedule.cron import once_command
 from synthloop.schedule.history import History
 from synthloop.schedule.inbox import Inbox, InboxError
-from synthloop.schedule.tick import EXIT_LOCKED, describe_dir, relative_to_run
+from synthloop.schedule.tick import describe_dir, relative_to_run
 from synthloop.schedule.timing import Timing
 
 

@@ -28,15 +28,11 @@ from typing import Any
 
 from synthloop.configs import ConfigError
 from synthloop.runs.jsonl import atomic_write
+from synthloop.runs.lock import FileLock
 from synthloop.runs.run_dir import ResumePolicy, RunDir
 from synthloop.schedule.config import ScheduleConfig
 from synthloop.schedule.history import History, TickRecord
 from synthloop.schedule.inbox import Inbox
-from synthloop.schedule.lock import TickLock
-
-#: exit code of a tick refused because another tick of the same schedule is running (sysexits EX_TEMPFAIL:
-#: "try again later"); distinct from 1 (the tick failed) and 2 (a config or input problem to fix)
-EXIT_LOCKED = 75
 
 
 def schedule_dir(config: ScheduleConfig, config_path: Path | None = None) -> Path:
@@ -60,7 +56,7 @@ def relative_to_run(path: str | None, root: Path) -> str | None:
 def run_tick(config: ScheduleConfig, directory: Path, *, resume: ResumePolicy = "if-unchanged",
              config_yaml: str | None = None, progress: bool = True, log: Callable[[str], None] | None = None,
              on_start: Callable[[], None] | None = None) -> TickRecord:
-    """Run one tick of the schedule in `directory`. Raises `TickLocked` (at once) when another tick runs;
+    """Run one tick of the schedule in `directory`. Raises `runs.lock.Locked` (at once) when another tick runs;
     `on_start` is called once the lock is held (heavy set-up belongs there, so a refusal stays instant)."""
     from synthloop.loops.controller import loop_identity
 
@@ -69,8 +65,8 @@ def run_tick(config: ScheduleConfig, directory: Path, *, resume: ResumePolicy = 
     identity = loop_identity(config)
     run = RunDir.target(directory, identity=identity, resume=resume)  # a changed config is refused here
     if not run.exists():  # the manifest first: the lock file must not make a fresh directory look foreign
-        RunDir.open(run.path, identity=identity, kind="schedule", resume=resume, config_yaml=config_yaml)
-    with TickLock(run.path / "tick.lock"):
+        RunDir.open(run.path, identity=identity, kind="schedule", resume=resume, config_yaml=config_yaml).close()
+    with FileLock(run.path / "tick.lock", busy="another tick of this schedule is running"):
         if on_start is not None:
             on_start()
         return Tick(config, run.path, resume, config_yaml, progress, log or (lambda m: None)).run()

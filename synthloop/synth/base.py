@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from synthloop.engines.base import Engine, run_sync
 from synthloop.engines.types import Sampling
 from synthloop.judges.base import JudgeItem
+from synthloop.runs.fingerprint import config_files
 
 
 class BaseProgramConfig(BaseModel):
@@ -83,16 +84,29 @@ class SynthProgram(dspy.Module, metaclass=_LoadsCompiled):
         self.config = config
 
     def describe(self) -> dict[str, Any]:
-        """The program's identity in a run's provenance and resume hash."""
+        """The program's identity in a run's resume hash: its config, the content of every file the config names
+        (input datasets, seed tasks: edited in place, they make another run) and what each predictor sends the
+        model (signature, instructions, demos: an edited prompt is another run too)."""
         out = {"name": self.name, "config": self.config.model_dump(mode="json")}
         compiled = getattr(self.config, "compiled", None)
         if compiled is not None:  # the file's content decides the outputs, not its name
             out["compiled_sha256"] = hashlib.sha256(compiled_path(Path(compiled)).read_bytes()).hexdigest()[:16]
+        files = config_files(self.config, skip=frozenset({"compiled"}))
+        if files:
+            out["files_sha256"] = files
+        prompts = {name: hashlib.sha256(json.dumps(_prompt_of(predictor), sort_keys=True, default=str).encode())
+                   .hexdigest()[:16] for name, predictor in self.named_predictors()}
+        if prompts:  # by predictor: a refusal names the prompt that changed
+            out["prompts_sha256"] = prompts
         return out
 
     def inputs(self) -> Iterator[dict[str, Any]]:
         """The items to run on, in a fixed order (item i must be the same on every run)."""
         raise NotImplementedError(f"{type(self).__name__} takes its inputs from the caller")
+
+    def check_input(self, inputs: dict[str, Any]) -> None:
+        """Raise a one-line `ConfigError` if the program cannot use this input at all (checked on the first input
+        before an engine starts, so a wrong column fails at once instead of failing every item)."""
 
     async def arun(self, inputs: dict[str, Any], call: ProgramCall) -> dict[str, Any]:
         """One attempt at one item -> its record (without `id` and `provenance`, which the runner adds). DSPy's
@@ -123,6 +137,17 @@ class SynthProgram(dspy.Module, metaclass=_LoadsCompiled):
         prompt = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
         response = next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), "")
         return JudgeItem(prompt=prompt, response=response, reference=reference)
+
+
+def _prompt_of(predictor: Any) -> dict[str, Any]:
+    """What a predictor sends the model, apart from its inputs: the signature (field names, types, prefixes and
+    descriptions, the instructions) and its demos."""
+    signature = predictor.signature
+    fields = {name: {"io": field.json_schema_extra.get("__dspy_field_type"), "type": repr(field.annotation),
+                     "prefix": field.json_schema_extra.get("prefix"), "desc": field.json_schema_extra.get("desc")}
+              for name, field in signature.fields.items()}
+    demos = [demo.toDict() if hasattr(demo, "toDict") else demo for demo in getattr(predictor, "demos", [])]
+    return {"instructions": signature.instructions, "fields": fields, "demos": demos}
 
 
 def compiled_path(path: Path) -> Path:
@@ -214,6 +239,8 @@ def dataset_rows(inputs: Any) -> Iterator[dict[str, Any]]:
 
     try:
         yield from inputs.rows()
+    except ConfigError:
+        raise
     except (KeyError, ValueError, FileNotFoundError) as exc:
         raise ConfigError(f"program.inputs: {exc.args[0] if exc.args else exc}") from None
 

@@ -78,10 +78,20 @@ class ChatSamples(ChatProgram):
     def samples_per_row(self) -> int:
         return self.config.n
 
+    def check_input(self, inputs: dict[str, Any]) -> None:
+        from synthloop.configs import ConfigError
+
+        try:
+            self.prompt(inputs)
+        except (KeyError, IndexError, ValueError) as exc:
+            source = self.config.inputs.path if self.config.inputs is not None else "the input rows"
+            raise ConfigError(f"{source}: {exc.args[0] if exc.args else exc}") from None
+
     def prompt(self, row: dict[str, Any]) -> tuple[dict[str, str], ...]:
         missing = [s for s in self._slots if s not in row]
         if missing:
-            raise KeyError(f"chat_samples: the template needs column {missing[0]!r} (row has: {', '.join(row)})")
+            raise KeyError(f"program.template needs column {missing[0]!r} (rows have: {', '.join(row)}; map one with "
+                           f"inputs.columns: {{{missing[0]}: <column>}})")
         turns = [{"role": "user", "content": self.config.template.format(**row)}]
         if self.config.system:
             turns.insert(0, {"role": "system", "content": self.config.system})

@@ -262,6 +262,7 @@ def compile_program(
     run.update_manifest(status="completed", seconds=round(seconds, 1),
                         counts={"held_out": len(test), "train": len(train), "before": round(before.mean, 4),
                                 "after": round(after.mean, 4), "demos": demos})
+    run.close()
     return result
 
 

@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import hashlib
 import itertools
+import json
 import signal
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,18 +42,24 @@ from synthloop.engines.failures import classify_failure
 from synthloop.engines.types import Sampling
 from synthloop.progress import RateMeter, console, make_progress
 from synthloop.runs.cache import CachedEngine, RequestCache
+from synthloop.runs.fingerprint import engine_identity
 from synthloop.runs.jsonl import AppendLog, next_part
-from synthloop.runs.run_dir import ResumePolicy, RunDir
+from synthloop.runs.run_dir import ResumePolicy, RunAborted, RunConflictError, RunDir
 from synthloop.synth.base import ProgramCall, SynthProgram
 
-#: after this many consecutive permanent engine failures with no success, the run stops
+#: after this many items in a row failed for a reason that is not the sample's (engine errors, transient ones
+#: included, or a program error such as a missing column), the run stops: `RunAborted` naming the cause
 _CIRCUIT_BREAKER = 25
+#: failures that say something about one sample, not about the run: a fresh item may well succeed
+_SAMPLE_FAILURES = {"unparseable", "truncated", "prompt_too_long"}
 #: items in flight for an engine without a preference
 _DEFAULT_CONCURRENCY = 64
 
 
-class RunAborted(RuntimeError):
-    pass
+def input_sha(inputs: dict[str, Any]) -> str:
+    """An item's inputs as a short hash, kept in its record's provenance: a resumed run compares it before
+    skipping the item, so a finished index whose input changed is refused instead of kept stale."""
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -67,6 +75,8 @@ class RunSummary:
     cache_hits: int = 0
     status: str = "running"
     failure_reasons: dict[str, int] = field(default_factory=dict)
+    #: why the run failed (status "failed"): the last item's failure
+    error: str | None = None
 
     @property
     def path(self) -> Path:
@@ -80,9 +90,40 @@ def _reason(exc: BaseException) -> str:
 
 def run_identity(program: SynthProgram, engine: dict[str, Any], sampling: Sampling, seed: int, *,
                  caller_inputs: bool) -> dict[str, Any]:
-    """What determines a run's outputs; a rerun with a different identity does not reuse the directory."""
-    return {"program": program.describe(), "engine": engine, "sampling": sampling.model_dump(mode="json"),
+    """What determines a run's outputs, by content (input files, prompts, the model's weights: see
+    `runs.fingerprint`); a rerun with a different identity does not reuse the directory."""
+    return {"program": program.describe(), "engine": engine_identity(engine),
+            "sampling": sampling.model_dump(mode="json"),
             "seed": seed, "inputs": "caller" if caller_inputs else "program"}
+
+
+def check_inputs(program: SynthProgram) -> None:
+    """Before an engine starts: the program has at least one input and can use it (e.g. a prompt template's
+    columns exist); else a one-line `ConfigError` naming the input. Programs fed by their caller pass."""
+    from synthloop.configs import ConfigError
+
+    try:
+        first = next(_one_line_errors(program.inputs(), program.name), None)
+    except NotImplementedError:
+        return
+    if first is None:
+        source = getattr(getattr(program.config, "inputs", None), "path", None) or f"program ({program.name})"
+        raise ConfigError(f"{source}: no usable input rows (an empty file, blank lines only, or every row skipped); "
+                          "nothing to generate from")
+    program.check_input(first)
+
+
+def _one_line_errors(source: Iterable[dict[str, Any]], name: str) -> Iterator[dict[str, Any]]:
+    """The inputs, with what a program raises about a row it cannot use (a missing column: KeyError, ValueError) as
+    the one-line `ConfigError` it is."""
+    from synthloop.configs import ConfigError
+
+    try:
+        yield from source
+    except ConfigError:
+        raise
+    except (KeyError, ValueError) as exc:
+        raise ConfigError(f"program ({name}) inputs: {exc.args[0] if exc.args else type(exc).__name__}") from None
 
 
 def generate(
@@ -111,8 +152,21 @@ def generate(
     concurrency = concurrency or engine.preferred_in_flight or _DEFAULT_CONCURRENCY
     identity = run_identity(program, engine.describe(), sampling, seed, caller_inputs=inputs is not None)
     rundir = RunDir.open(run, identity=identity, kind="generate", resume=resume, config_yaml=config_yaml)
-    runner = _Runner(program, engine, rundir, inputs, num_records, sampling, seed, concurrency, max_attempts,
-                     max_items, json_max_chars, progress, adapter)
+    try:
+        runner = _Runner(program, engine, rundir, inputs, num_records, sampling, seed, concurrency, max_attempts,
+                         max_items, json_max_chars, progress, adapter, check_inputs=resume != "always")
+        return _execute(runner, engine)
+    except BaseException as exc:  # whatever stopped the run before its own bookkeeping could: the manifest says so
+        if rundir.exists() and rundir.manifest().get("status") == "running":
+            interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+            rundir.update_manifest(status="interrupted" if interrupted else "failed",
+                                   **({} if interrupted else {"error": _reason(exc)}))
+        raise
+    finally:
+        rundir.close()
+
+
+def _execute(runner: _Runner, engine: Engine) -> RunSummary:
     thread = engine.loop_thread
     if thread is None:
         return asyncio.run(runner.run())
@@ -131,7 +185,7 @@ def generate(
 
 class _Runner:
     def __init__(self, program, engine, rundir, inputs, num_records, sampling, seed, concurrency, max_attempts,
-                 max_items, json_max_chars, progress, adapter=None):
+                 max_items, json_max_chars, progress, adapter=None, check_inputs=True):
         self.program: SynthProgram = program
         self.rundir: RunDir = rundir
         self.cache = RequestCache(rundir.cache_path)
@@ -149,11 +203,15 @@ class _Runner:
         self._dspy: tuple[dspy.LM, dspy.Adapter] | None = None
         self.summary = RunSummary(run=rundir)
         self.done: set[int] = set()
-        self.consecutive_engine_failures = 0
+        #: the input hash each finished item was made from (records since input hashes were kept)
+        self.done_inputs: dict[int, str] = {}
+        self.check_inputs = check_inputs
+        self.consecutive_failures = 0
+        self.last_failure: str | None = None
         self.errors_log: AppendLog | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._interrupt = None
-        self.provenance = {"program": program.name, **engine.describe(),
+        self.provenance = {"program": program.name, **engine_identity(engine.describe()),
                            "sampling": sampling.model_dump(mode="json", exclude={"seed"}), "run": rundir.path.name}
 
     def dspy_settings(self) -> tuple[dspy.LM, dspy.Adapter]:
@@ -167,19 +225,34 @@ class _Runner:
 
     def _load_state(self) -> None:
         for record in self.rundir.iter_records():
-            self.done.add(record["id"])
+            self._finished(record["id"], record)
             self.program.remember(record)
             self.summary.kept += 1
         for row in self.rundir.iter_filtered():
-            self.done.add(row["id"])
+            self._finished(row["id"], row.get("record"))
             self.summary.filtered += 1
         self.summary.skipped = len(self.done)
+
+    def _finished(self, item: int, record: dict | None) -> None:
+        self.done.add(item)
+        sha = ((record or {}).get("provenance") or {}).get("input_sha")
+        if sha is not None:
+            self.done_inputs[item] = sha
+
+    def _check_unchanged(self, item: int, inputs: dict[str, Any]) -> None:
+        """A finished item is skipped only if its input is the one its record was made from."""
+        known = self.done_inputs.get(item)
+        if self.check_inputs and known is not None and known != input_sha(inputs):
+            raise RunConflictError(
+                f"{self.rundir.path}: item {item}'s input differs from the one its record was made from (the inputs "
+                "changed); pass --resume never to start a new run, or --resume always to keep the old records")
 
     def _target_reached(self) -> bool:
         return self.num_records is not None and self.summary.kept >= self.num_records
 
     async def _run_item(self, item: int, inputs: dict[str, Any]) -> tuple[int, dict | None, dict | None]:
         last: dict | None = None
+        sha = input_sha(inputs)
         for attempt in range(self.max_attempts):
             with sample_context.sample(item, attempt, self.seed) as ctx:
                 try:
@@ -187,7 +260,7 @@ class _Runner:
                                        dspy_settings=self.dspy_settings)
                     record = await self.program.arun(inputs, call)
                     record = {"id": item, **record, "provenance": {**self.provenance, "seed": ctx.seed,
-                                                                   "attempt": attempt}}
+                                                                   "attempt": attempt, "input_sha": sha}}
                     return item, record, None
                 except asyncio.CancelledError:
                     raise
@@ -221,7 +294,7 @@ class _Runner:
     def _handle(self, item: int, record: dict | None, error: dict | None, logs) -> None:
         shard, filtered, errors = logs
         if record is not None:
-            self.consecutive_engine_failures = 0
+            self.consecutive_failures = 0
             try:
                 reason = self.program.accept(record)
             except Exception as exc:  # a filter bug must not crash the run or drop the item silently
@@ -238,12 +311,15 @@ class _Runner:
         else:
             errors.write({**error, "final": True, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
             self.summary.failed += 1
+            self.last_failure = error["reason"]
             kind = error["kind"]
             self.summary.failure_reasons[kind] = self.summary.failure_reasons.get(kind, 0) + 1
-            if kind == "engine":
-                self.consecutive_engine_failures += 1
-                if self.consecutive_engine_failures >= _CIRCUIT_BREAKER and self.summary.kept == 0:
-                    raise RunAborted(f"the engine failed {_CIRCUIT_BREAKER} items in a row: {error['reason']}")
+            if kind not in _SAMPLE_FAILURES:
+                self.consecutive_failures += 1
+                if self.consecutive_failures >= _CIRCUIT_BREAKER:
+                    what = "the engine failed" if kind in ("engine", "transient") else f"the program raised {kind} on"
+                    raise RunAborted(f"{self.rundir.path}: {what} {_CIRCUIT_BREAKER} items in a row: "
+                                     f"{error['reason']}")
         self.done.add(item)
 
     def _counts(self) -> dict[str, Any]:
@@ -260,7 +336,7 @@ class _Runner:
     async def run(self) -> RunSummary:
         started = time.time()
         self._load_state()
-        source = self.inputs if self.inputs is not None else self.program.inputs()
+        source = self.inputs if self.inputs is not None else _one_line_errors(self.program.inputs(), self.program.name)
         items = enumerate(source)
         if self.max_items is not None:
             items = itertools.islice(items, self.max_items)
@@ -308,6 +384,7 @@ class _Runner:
                             exhausted = True
                             break
                         if nxt[0] in self.done:
+                            self._check_unchanged(*nxt)
                             continue
                         item_task = asyncio.create_task(self._run_item(*nxt))
                         pending.add(item_task)
@@ -346,6 +423,10 @@ class _Runner:
             status = "failed"
             self.rundir.update_manifest(error=str(exc))
             raise
+        except Exception as exc:  # e.g. an input row that cannot be read, a changed input at a finished item
+            status = "failed"
+            self.rundir.update_manifest(error=_reason(exc))
+            raise
         finally:
             inner.on_retry = None
             for t in list(pending):
@@ -359,7 +440,12 @@ class _Runner:
             self.summary.output_tokens = self.engine.output_tokens
             self.summary.prompt_tokens = self.engine.prompt_tokens
             self.summary.cache_hits = self.engine.hits
-            if status == "completed" and total is not None and self.summary.kept < total:
+            run_failures = any(k not in _SAMPLE_FAILURES for k in self.summary.failure_reasons)
+            if status == "completed" and run_failures and not self.summary.kept and not self.summary.filtered:
+                status = "failed"  # nothing came back, e.g. every request refused (a missing key), a missing column
+                self.summary.error = f"every item failed; the last: {self.last_failure}"
+                self.rundir.update_manifest(error=self.summary.error)
+            elif status == "completed" and total is not None and self.summary.kept < total:
                 status = "incomplete"
             self.summary.status = status
             self.rundir.update_manifest(status=status, counts=self._counts(),

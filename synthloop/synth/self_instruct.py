@@ -69,16 +69,34 @@ class SelfInstructConfig(BaseProgramConfig):
 
 
 def load_seed_tasks(path: Path) -> list[str]:
+    """The seed tasks of a self-instruct JSONL file; a file that is missing, unreadable, malformed or holds no
+    task is a one-line `ConfigError` naming the file (and the line)."""
+    from synthloop.configs import ConfigError
+
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: seed tasks not found (set program.seed_tasks)")
+        raise ConfigError(f"{path}: seed tasks not found (set program.seed_tasks)")
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text (expected JSONL seed tasks)") from None
     tasks = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
-        row = json.loads(line)
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
+        if not isinstance(row, dict) or not isinstance(row.get("instruction"), str) or not row["instruction"].strip():
+            raise ConfigError(f"{path}:{number}: a seed task needs a non-empty 'instruction' string "
+                              "(self-instruct format: instruction, instances)")
         text = row["instruction"].strip()
-        first = (row.get("instances") or [{}])[0].get("input", "").strip()
+        instances = row.get("instances") or [{}]
+        first = instances[0].get("input", "") if isinstance(instances, list) and isinstance(instances[0], dict) else ""
+        first = first.strip() if isinstance(first, str) else ""
         tasks.append(f"{text}\n{first}" if first else text)
+    if not tasks:
+        raise ConfigError(f"{path}: no seed tasks (the file is empty or holds only blank lines)")
     return tasks
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from synthloop.judges.preference_data import record_prompt_response
+from synthloop.runs.inputs import MissingColumnError
 
 
 @dataclass
@@ -35,7 +36,8 @@ def record_text(record: dict[str, Any], field_name: str = "all") -> str:
     or a column name."""
     if field_name not in ("all", "response", "prompt"):
         if field_name not in record:
-            raise KeyError(f"record {record.get('id', '?')}: no column {field_name!r} (columns: {', '.join(record)})")
+            columns = ", ".join(record)
+            raise MissingColumnError(f"record {record.get('id', '?')}: no column {field_name!r} (columns: {columns})")
         value = record[field_name]
         return value if isinstance(value, str) else _join(value)
     try:

@@ -126,4 +126,5 @@ def run_filters(records: Iterable[dict[str, Any]] | DatasetInput, filters: Seque
                           seconds=round(time.time() - started, 2))
     atomic_write(run.path / "report.json", json.dumps(report.model_dump(), indent=2, default=str))
     run.update_manifest(status="completed", counts={"kept": len(current), "filtered": counts["dropped"]})
+    run.close()
     return report

@@ -1,0 +1,54 @@
+"""The `synthloop` command run in this interpreter (no ~3 s import per call): `run_main(args)` -> (exit code, stdout,
+stderr). Also a script: `python tests/cli_driver.py cases.json` runs each case's argv in one process and prints the
+results as JSON (used to run cases as another user, e.g. where a read-only directory must really be read-only)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def lines(self) -> list[str]:
+        """The non-empty lines the user saw on stderr."""
+        return [line for line in self.err.splitlines() if line.strip()]
+
+
+def run_main(args: list[str], env: dict[str, str] | None = None) -> Result:
+    from synthloop.cli import common, main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = {k: os.environ.get(k) for k in env or {}}
+    os.environ.update(env or {})
+    verbose = common.VERBOSE
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        common.VERBOSE = verbose
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+if __name__ == "__main__":
+    cases = json.loads(Path(sys.argv[1]).read_text())
+    print(json.dumps([asdict(run_main(case)) for case in cases]))
