@@ -32,17 +32,15 @@ from typing import Any
 
 import dspy
 
-from synthloop.engines import sample_context
 from synthloop.engines.base import Engine
-from synthloop.engines.dspy_adapter import SchemaJSONAdapter
-from synthloop.engines.dspy_bridge import dspy_lm
-from synthloop.engines.failures import classify_failure
 from synthloop.engines.types import Sampling
 from synthloop.progress import RateMeter, console, make_progress
 from synthloop.runs.cache import CachedEngine, RequestCache
 from synthloop.runs.jsonl import AppendLog, next_part
 from synthloop.runs.run_dir import ResumePolicy, RunDir
-from synthloop.synth.base import ProgramCall, SynthProgram
+from synthloop.synth.attempts import ItemAttempts, failure_reason
+from synthloop.synth.base import SynthProgram
+from synthloop.synth.remote import AttemptSpec, RemoteItems, RemoteTally
 
 #: after this many consecutive permanent engine failures with no success, the run stops
 _CIRCUIT_BREAKER = 25
@@ -73,11 +71,6 @@ class RunSummary:
         return self.run.path
 
 
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500] if text else type(exc).__name__
-
-
 def run_identity(program: SynthProgram, engine: dict[str, Any], sampling: Sampling, seed: int, *,
                  caller_inputs: bool) -> dict[str, Any]:
     """What determines a run's outputs; a rerun with a different identity does not reuse the directory."""
@@ -88,7 +81,7 @@ def run_identity(program: SynthProgram, engine: dict[str, Any], sampling: Sampli
 def generate(
     program: SynthProgram,
     *,
-    engine: Engine,
+    engine: Engine | None = None,
     run: str | Path,
     inputs: Iterable[dict[str, Any]] | None = None,
     num_records: int | None = None,
@@ -102,15 +95,25 @@ def generate(
     json_max_chars: int | None = None,
     progress: bool = True,
     adapter: dspy.Adapter | None = None,
+    remote: RemoteItems | None = None,
 ) -> RunSummary:
     """Run `program` into the run directory `run`; returns counts. See the module docstring.
 
     `adapter`: the DSPy adapter (default: `SchemaJSONAdapter` on engines that enforce JSON schemas, else
-    DSPy's ChatAdapter). `concurrency`: items in flight (default: `engine.preferred_in_flight`, else 64)."""
+    DSPy's ChatAdapter). `concurrency`: items in flight (default: `engine.preferred_in_flight`, else 64).
+    `remote` instead of `engine`: the items run on replicas elsewhere (e.g. `synth.ray_executor.RayReplicas`, each
+    with its own engine); this process keeps the run directory and writes what they return (`synth.remote`)."""
+    if (engine is None) == (remote is None):
+        raise TypeError("generate: pass either engine or remote")
     sampling = sampling or Sampling()
-    concurrency = concurrency or engine.preferred_in_flight or _DEFAULT_CONCURRENCY
-    identity = run_identity(program, engine.describe(), sampling, seed, caller_inputs=inputs is not None)
+    described = engine.describe() if engine is not None else remote.describe_engine()
+    identity = run_identity(program, described, sampling, seed, caller_inputs=inputs is not None)
     rundir = RunDir.open(run, identity=identity, kind="generate", resume=resume, config_yaml=config_yaml)
+    if remote is not None:
+        runner = _Runner(program, None, rundir, inputs, num_records, sampling, seed, 0, max_attempts, max_items,
+                         json_max_chars, progress, adapter)
+        return runner.run_remote(remote)
+    concurrency = concurrency or engine.preferred_in_flight or _DEFAULT_CONCURRENCY
     runner = _Runner(program, engine, rundir, inputs, num_records, sampling, seed, concurrency, max_attempts,
                      max_items, json_max_chars, progress, adapter)
     thread = engine.loop_thread
@@ -134,8 +137,15 @@ class _Runner:
                  max_items, json_max_chars, progress, adapter=None):
         self.program: SynthProgram = program
         self.rundir: RunDir = rundir
-        self.cache = RequestCache(rundir.cache_path)
-        self.engine = CachedEngine(engine, self.cache)
+        self.adapter = adapter
+        if engine is None:  # the items run elsewhere (run_remote): the replicas keep the request cache
+            self.cache, self.engine, self.attempts = None, RemoteTally(), None
+        else:
+            self.cache = RequestCache(rundir.cache_path)
+            self.engine = CachedEngine(engine, self.cache)
+            self.attempts = ItemAttempts(program, self.engine, sampling=sampling, seed=seed, max_attempts=max_attempts,
+                                         run_name=rundir.path.name, json_max_chars=json_max_chars, adapter=adapter,
+                                         on_retry_error=self._log_error)
         self.inputs = inputs
         self.num_records = num_records
         self.sampling: Sampling = sampling
@@ -145,25 +155,13 @@ class _Runner:
         self.max_items = max_items if max_items is not None else (num_records * 10 if num_records else None)
         self.show_progress = progress
         self.json_max_chars = json_max_chars
-        self.adapter = adapter
-        self._dspy: tuple[dspy.LM, dspy.Adapter] | None = None
         self.summary = RunSummary(run=rundir)
         self.done: set[int] = set()
         self.consecutive_engine_failures = 0
         self.errors_log: AppendLog | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._interrupt = None
-        self.provenance = {"program": program.name, **engine.describe(),
-                           "sampling": sampling.model_dump(mode="json", exclude={"seed"}), "run": rundir.path.name}
-
-    def dspy_settings(self) -> tuple[dspy.LM, dspy.Adapter]:
-        """The DSPy LM over the run's cached engine and the adapter, built when a program first asks (a chat
-        program never does)."""
-        if self._dspy is None:
-            lm = dspy_lm(self.engine, self.sampling, json_max_chars=self.json_max_chars)
-            adapter = self.adapter or (SchemaJSONAdapter() if self.engine.supports_json_schema else dspy.ChatAdapter())
-            self._dspy = (lm, adapter)
-        return self._dspy
+        self.stop_remote = threading.Event()
 
     def _load_state(self) -> None:
         for record in self.rundir.iter_records():
@@ -177,29 +175,6 @@ class _Runner:
 
     def _target_reached(self) -> bool:
         return self.num_records is not None and self.summary.kept >= self.num_records
-
-    async def _run_item(self, item: int, inputs: dict[str, Any]) -> tuple[int, dict | None, dict | None]:
-        last: dict | None = None
-        for attempt in range(self.max_attempts):
-            with sample_context.sample(item, attempt, self.seed) as ctx:
-                try:
-                    call = ProgramCall(engine=self.engine, sampling=self.sampling, seed=ctx.seed, attempt=attempt,
-                                       dspy_settings=self.dspy_settings)
-                    record = await self.program.arun(inputs, call)
-                    record = {"id": item, **record, "provenance": {**self.provenance, "seed": ctx.seed,
-                                                                   "attempt": attempt}}
-                    return item, record, None
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # every failure is classified and recorded, none crashes the run
-                    kind, retry, transient = classify_failure(exc)
-                    last = {"id": item, "attempt": attempt, "kind": kind, "reason": _reason(exc)}
-                    if not retry or attempt == self.max_attempts - 1:
-                        break
-                    self._log_error({**last, "final": False})
-                    if transient:
-                        await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
-        return item, None, last
 
     def request_stop(self) -> None:
         """Stop taking new items and end the run cleanly (thread-safe; SIGTERM does this)."""
@@ -226,7 +201,7 @@ class _Runner:
                 reason = self.program.accept(record)
             except Exception as exc:  # a filter bug must not crash the run or drop the item silently
                 record, error = None, {"id": item, "attempt": record["provenance"]["attempt"],
-                                       "kind": f"filter:{type(exc).__name__}", "reason": _reason(exc)}
+                                       "kind": f"filter:{type(exc).__name__}", "reason": failure_reason(exc)}
         if record is not None:
             if reason is None:
                 shard.write(record)
@@ -309,7 +284,7 @@ class _Runner:
                             break
                         if nxt[0] in self.done:
                             continue
-                        item_task = asyncio.create_task(self._run_item(*nxt))
+                        item_task = asyncio.create_task(self.attempts.run(*nxt))
                         pending.add(item_task)
                         item_task.add_done_callback(on_done)
                     if not pending and not finished:
@@ -365,4 +340,80 @@ class _Runner:
             self.rundir.update_manifest(status=status, counts=self._counts(),
                                         seconds=round(self.summary.seconds, 2), concurrency=self.concurrency)
             self.cache.close()
+        return self.summary
+
+    def run_remote(self, remote: RemoteItems) -> RunSummary:
+        """The run with its items executed by `remote`'s replicas (`synth.remote`): this process decides which items
+        are pending, writes what comes back through `_handle` (as `run` does) and keeps the manifest. SIGTERM (or
+        `stop_remote`) ends it after the batch in hand; a rerun resumes it like a local run."""
+        started = time.time()
+        self._load_state()
+        source = self.inputs if self.inputs is not None else self.program.inputs()
+        items = enumerate(source)
+        if self.max_items is not None:
+            items = itertools.islice(items, self.max_items)
+        pending = ((i, row) for i, row in items if i not in self.done)
+        spec = AttemptSpec.of(self.program, sampling=self.sampling, seed=self.seed, max_attempts=self.max_attempts,
+                              run_path=self.rundir.path, json_max_chars=self.json_max_chars, adapter=self.adapter)
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: self.stop_remote.set())
+        logs = (AppendLog(next_part(self.rundir.records_dir)), AppendLog(self.rundir.filtered_path),
+                AppendLog(self.rundir.errors_path))
+        self.errors_log = logs[2]
+        total, status = self.num_records, "completed"
+        meter, last_manifest, last_print = RateMeter(), 0.0, time.monotonic()
+        progress = make_progress()
+        task = progress.add_task(self.program.name, total=total, completed=self.summary.kept, detail="")
+        batches = remote.results(pending, spec)
+        try:
+            with progress:
+                for batch in batches:
+                    for row in batch.retry_errors:
+                        self._log_error(row)
+                    self.engine.add(batch)
+                    for result in batch.items:
+                        if self._target_reached():
+                            break  # more than needed came back: the rest stay in the replicas' request caches
+                        if result[0] not in self.done:  # a retried batch never writes an item twice
+                            self._handle(*result, logs)
+                    detail = (f"{self.summary.filtered} filtered · {self.summary.failed} failed · "
+                              f"{meter.rate(self.engine.output_tokens):.0f} tok/s")
+                    progress.update(task, completed=self.summary.kept if total else len(self.done), detail=detail)
+                    now = time.monotonic()
+                    if now - last_manifest > 2:
+                        self.rundir.update_manifest(counts=self._counts(), status="running")
+                        last_manifest = now
+                    if progress.disable and now - last_print > 15:  # no terminal: a log line now and then
+                        console.print(f"[{self.program.name}] {self.summary.kept}/{total or '?'} kept · {detail}")
+                        last_print = now
+                    if self.stop_remote.is_set():
+                        status = "interrupted"
+                        break
+                    if self._target_reached():
+                        break
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except Exception as exc:  # RunAborted, or the cluster failed: the manifest says so, a rerun resumes
+            status = "failed"
+            self.rundir.update_manifest(error=failure_reason(exc))
+            raise
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # ends the remote work still in flight
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            self.errors_log = None
+            for log in logs:
+                log.close()
+            self.summary.seconds = time.time() - started
+            self.summary.output_tokens = self.engine.output_tokens
+            self.summary.prompt_tokens = self.engine.prompt_tokens
+            self.summary.cache_hits = self.engine.hits
+            if status == "completed" and total is not None and self.summary.kept < total:
+                status = "incomplete"
+            self.summary.status = status
+            self.rundir.update_manifest(status=status, counts=self._counts(), seconds=round(self.summary.seconds, 2))
         return self.summary
