@@ -224,11 +224,16 @@ class TrainStage(Stage):
         """The training step itself (a `synthloop.train` call) -> its `TrainResult`."""
         from synthloop import train
         from synthloop.judges.rewards import judge_reward
+        from synthloop.train.launch import Factory
 
         common = dict(model=model, out=out, progress=ctx.progress, log=ctx.log)
         if self.method == "grpo":
             weights = settings.reward_weights or ctx.panel.weights
-            funcs = [judge_reward(judge) for judge in ctx.panel.judges]
+            if settings.launcher.kind == "accelerate":  # each training process rebuilds the judges from their specs
+                funcs = Factory(target="synthloop.judges.rewards:rewards_from_specs",
+                                kwargs={"specs": [spec.model_dump(mode="json") for spec in ctx.config.judges]})
+            else:
+                funcs = [judge_reward(judge) for judge in ctx.panel.judges]
             return train.grpo(prompts=data, reward_funcs=funcs,
                               config=settings.model_copy(update={"reward_weights": weights}), **common)
         return getattr(train, self.method)(data=data, config=settings, **common)
