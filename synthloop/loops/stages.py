@@ -124,11 +124,18 @@ def chat_program(ctx: RoundContext, n: int):
 def sample_chat(ctx: RoundContext, rows: list[dict[str, Any]], out: Path, sampling: Sampling, seed: int,
                 engine: Engine | None = None) -> dict[str, Any]:
     """`sampling.n` answers per row with the loop's prompt, through the runner (cache, resume, errors) into the run
-    `out`; from the policy's current checkpoint unless another `engine` is given (a teacher, an adapter)."""
+    `out`; from the policy's current checkpoint unless another `engine` is given (a teacher, an adapter). The
+    policy's samples run where the loop's `executor` says (in this process, or on replicas on a Ray cluster)."""
     from synthloop.synth.generate import generate
+    from synthloop.synth.ray_executor import replicas_for
 
-    summary = generate(chat_program(ctx, sampling.n), engine=engine or ctx.engine(), run=out, inputs=rows,
-                       sampling=sampling, seed=seed, concurrency=ctx.config.concurrency, progress=ctx.progress)
+    remote = None
+    if engine is None:
+        policy = ctx.config.engine.model_copy(update={"model": ctx.checkpoint()})
+        remote = replicas_for(ctx.config.executor, policy)
+    summary = generate(chat_program(ctx, sampling.n), engine=None if remote else engine or ctx.engine(),
+                       remote=remote, run=out, inputs=rows, sampling=sampling, seed=seed,
+                       concurrency=ctx.config.concurrency, progress=ctx.progress)
     if summary.status != "completed":
         raise StageIncomplete(f"{out}: generation {summary.status}; rerun the loop to resume it")
     return {"run": str(out), "kept": summary.kept, "failed": summary.failed, "output_tokens": summary.output_tokens,

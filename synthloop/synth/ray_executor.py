@@ -26,10 +26,12 @@ Ray is optional (`pip install 'synthloop[ray]'`); it is imported only here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import pickle
 import socket
+import sys
 import tempfile
 import threading
 import uuid
@@ -70,12 +72,16 @@ def connect(executor: RayExecutor, log_path: Path) -> bool:
     _route_logs(log_path)
     if ray.is_initialized():
         return False
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")  # the driver's core worker logs to stderr otherwise
+    # The driver's C++ core worker writes its warnings straight to stderr (e.g. one per actor pool about constructor
+    # arguments in the object store), and names its log level there when started: fatal only, and its start-up
+    # lines go to the log file.
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
     local = executor.address == "local"
     try:
-        ray.init(address=None if local else executor.address, num_cpus=executor.local_num_cpus if local else None,
-                 include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
-                 configure_logging=False)
+        with _stderr_to(log_path):
+            ray.init(address=None if local else executor.address, num_cpus=executor.local_num_cpus if local else None,
+                     include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
+                     configure_logging=False)
     except ConnectionError as exc:
         raise ConfigError(f"executor.address={executor.address}: no Ray cluster there ({_first_line(exc)}); start "
                           "one with `ray start --head`, or set executor.address: local") from None
@@ -97,6 +103,21 @@ def _route_logs(log_path: Path) -> None:
             old.close()
         logger.addHandler(handler)
         logger.propagate = False
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path):
+    """File descriptor 2 (what C++ code writes to) appended to `path` for the duration."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "a") as handle:
+        os.dup2(handle.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _first_line(exc: BaseException) -> str:
