@@ -42,6 +42,7 @@ from typing import Any
 from synthloop.configs import ConfigError
 from synthloop.engines import describe_config, resolve_kind
 from synthloop.engines.config import EngineConfig
+from synthloop.engines.types import EngineError
 from synthloop.synth.executor import LocalExecutor, RayExecutor
 from synthloop.synth.remote import AttemptSpec, RemoteBatch
 
@@ -139,6 +140,10 @@ class RayReplicas:
         from synthloop.runs.cache import merge_caches
 
         ray = import_ray()
+        if resolve_kind(self.engine.kind) != "openai":  # a model no replica can load: one line, before any starts
+            from synthloop.engines.registry import check
+
+            check(self.engine.model)
         shards = spec.run_path / "cache-shards"
         merged = spec.run_path / "cache.sqlite"
         merge_caches(merged, sorted(shards.glob("*.sqlite")))  # what a killed session left
@@ -166,8 +171,20 @@ class RayReplicas:
         dataset = ray.data.from_items(rows, override_num_blocks=max(1, len(rows) // ex.batch_size))
         out = dataset.map_batches(Replica, fn_constructor_args=(spec, self.engine, cores, ex.replicas),
                                   batch_size=ex.batch_size, batch_format="numpy", compute=pool, **remote_args)
-        for block in out.iter_batches(batch_size=None, batch_format="numpy"):
-            yield _batch_of(block)
+        try:
+            for block in out.iter_batches(batch_size=None, batch_format="numpy"):
+                yield _batch_of(block)
+        except ray.exceptions.RayError as exc:  # e.g. every replica failed to start its engine: one line
+            raise EngineError(f"executor: the replicas failed: {_root_cause(exc)} (Ray's log: "
+                              f"{spec.run_path / 'ray.log'})", transient=False) from None
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost error of a Ray exception (whose text ends with the remote traceback's last line)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    last = lines[-1] if lines else type(exc).__name__
+    name, sep, message = last.partition(": ")
+    return f"{name.rsplit('.', 1)[-1]}: {message}"[:400] if sep else last[:400]
 
 
 def _batch_of(block: dict[str, Any]) -> RemoteBatch:
