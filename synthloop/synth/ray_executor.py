@@ -34,6 +34,7 @@ import socket
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -93,6 +94,7 @@ def connect(executor: RayExecutor, log_path: Path) -> bool:
 
 
 def _route_logs(log_path: Path) -> None:
+    """Ray's driver-side loggers write to `log_path` only (until the next run routes them to its own)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(log_path)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -261,8 +263,6 @@ class Replica:
                                      on_retry_error=self._retry)
 
     def _retry(self, row: dict[str, Any]) -> None:
-        import time
-
         with self._lock:
             self._retried.append({**row, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
