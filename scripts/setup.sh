@@ -36,9 +36,9 @@ PIP=(.venv/bin/python -m pip install --quiet --disable-pip-version-check)
 step "installing torch==2.13.0"
 "${PIP[@]}" torch==2.13.0 2>&1 | quiet
 case "$VLLM" in
-  cpu)  extras="cpu,dev" ;;
-  gpu)  extras="gpu,dev" ;;
-  none) extras="dev" ;;
+  cpu)  extras="cpu,ray,dev" ;;
+  gpu)  extras="gpu,ray,dev" ;;
+  none) extras="ray,dev" ;;
   *) echo "SYNTHLOOP_VLLM must be cpu, gpu or none (got '$VLLM')" >&2; exit 2 ;;
 esac
 step "installing synthloop[$extras] and its dependencies"

@@ -50,6 +50,7 @@ def generate(
     from synthloop.synth.generate import check_inputs, run_identity
     from synthloop.synth.generate import generate as run_generate
     from synthloop.synth.generate_config import GenerateConfig
+    from synthloop.synth.ray_executor import replicas_for
 
     cfg = load(GenerateConfig, config, set_)
     program = synth.build(cfg.program)
@@ -65,13 +66,20 @@ def generate(
         f"engine {engines.resolve_kind(cfg.engine.kind)} / {cfg.engine.model}"
     )
     started = time.time()
-    with console.status(f"starting the {engines.resolve_kind(cfg.engine.kind)} engine..."):
-        engine = engines.from_config(cfg.engine, log=console.print)
-    console.print(f"engine ready in {time.time() - started:.0f} s")
+    remote = replicas_for(cfg.executor, cfg.engine)
+    if remote is not None:
+        engine = None
+        console.print(f"items run on {cfg.executor.replicas} replicas on the Ray cluster ({cfg.executor.address}); "
+                      f"Ray's log: {target.path / 'ray.log'}")
+    else:
+        with console.status(f"starting the {engines.resolve_kind(cfg.engine.kind)} engine..."):
+            engine = engines.from_config(cfg.engine, log=console.print)
+        console.print(f"engine ready in {time.time() - started:.0f} s")
     try:
         summary = run_generate(
             program,
             engine=engine,
+            remote=remote,
             run=target.path,
             num_records=cfg.num_records,
             sampling=sampling,
@@ -83,7 +91,8 @@ def generate(
             json_max_chars=cfg.engine.json_string_max_chars,
         )
     finally:
-        engine.close()
+        if engine is not None:
+            engine.close()
         target.close()
     _report(summary, cfg.show_examples, time.time() - started)
     from synthloop.cli.report import after_run

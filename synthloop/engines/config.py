@@ -38,6 +38,21 @@ class EngineConfig(Config):
     gpu_memory_utilization: float = Field(
         0.85, gt=0, le=1, description="vLLM on GPU: share of GPU memory.", json_schema_extra=RUNTIME
     )
+    tensor_parallel_size: int = Field(
+        1, ge=1, description="vLLM on GPUs: GPUs one copy of the model is split across (tensor parallelism, within "
+        "a node). The engine needs tensor_parallel_size x pipeline_parallel_size x data_parallel_size GPUs; on CPU "
+        "only 1.",
+        json_schema_extra=RUNTIME,
+    )
+    pipeline_parallel_size: int = Field(
+        1, ge=1, description="vLLM on GPUs: stages the model's layers are split into (pipeline parallelism); "
+        "counts toward the GPUs the engine needs like tensor_parallel_size. On CPU only 1.", json_schema_extra=RUNTIME,
+    )
+    data_parallel_size: int = Field(
+        1, ge=1, description="vLLM on GPUs: copies of the model inside one engine, each on its own "
+        "tensor_parallel_size x pipeline_parallel_size GPUs, requests balanced across them (8 GPUs: 8 x TP 1, "
+        "4 x TP 2, ...). On CPU only 1.", json_schema_extra=RUNTIME,
+    )
     # transformers
     batch_size: int = Field(
         32, ge=1, description="transformers: most requests decoded in one padded batch.", json_schema_extra=RUNTIME
@@ -77,6 +92,11 @@ class EngineConfig(Config):
         description="Constrained JSON output: the longest string a field may hold. Default: derived from "
         "max_tokens so that the JSON always closes before the token budget ends.",
     )
+
+    @property
+    def gpus_per_engine(self) -> int:
+        """GPUs one vLLM engine of this config occupies."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size * self.data_parallel_size
 
     @field_validator("base_url")
     @classmethod

@@ -145,19 +145,30 @@ def prepare(name: str, *, force: bool = False, log: Callable[[str], None] | None
     return target
 
 
-def resolve(model: str, *, log: Callable[[str], None] | None = None) -> Path:
-    """A registered name, a local directory, or a hub id -> a local checkpoint directory."""
+def check(model: str) -> None:
+    """Raise the `ModelNotFoundError` that `resolve` would, without preparing or downloading anything (a run checks
+    its model before starting engines elsewhere)."""
     if model in REGISTRY:
-        return prepare(model, log=log)
+        return
     path = Path(model).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"{path}: not a model checkpoint (no config.json)")
-        return path.resolve()
+        return
     if model.startswith((".", "/", "~")) or model.count("/") != 1:
         raise ModelNotFoundError(
             f"'{model}' is neither a registered model ({', '.join(REGISTRY)}), a local directory, nor a hub id"
         )
+
+
+def resolve(model: str, *, log: Callable[[str], None] | None = None) -> Path:
+    """A registered name, a local directory, or a hub id -> a local checkpoint directory."""
+    check(model)
+    if model in REGISTRY:
+        return prepare(model, log=log)
+    path = Path(model).expanduser()
+    if path.exists():
+        return path.resolve()
     return _from_hub(model)
 
 

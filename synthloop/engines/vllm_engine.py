@@ -56,6 +56,25 @@ def _on_cpu() -> bool:
         return True
 
 
+def engine_args(cfg: EngineConfig, path: str, *, cpu: bool) -> dict[str, Any]:
+    """vLLM's `AsyncEngineArgs` for an `engine:` section (on GPUs with the parallelism sizes passed through)."""
+    args: dict[str, Any] = dict(
+        model=path,
+        dtype=cfg.dtype if cfg.dtype != "auto" else "bfloat16",
+        max_model_len=cfg.max_model_len,
+        max_num_seqs=cfg.max_num_seqs,
+        enforce_eager=cfg.enforce_eager if cfg.enforce_eager is not None else cpu,
+        disable_log_stats=True,
+        seed=0,
+    )
+    if cpu:
+        args["enable_chunked_prefill"] = False
+    else:
+        args.update(gpu_memory_utilization=cfg.gpu_memory_utilization, tensor_parallel_size=cfg.tensor_parallel_size,
+                    pipeline_parallel_size=cfg.pipeline_parallel_size, data_parallel_size=cfg.data_parallel_size)
+    return args
+
+
 class VLLMEngine(Engine):
     kind = "vllm"
     supports_scoring = True
@@ -65,31 +84,22 @@ class VLLMEngine(Engine):
         cfg = config or EngineConfig(kind="vllm")
         self.path = str(model_path)
         self.cpu = _on_cpu()
+        if self.cpu and cfg.gpus_per_engine > 1:
+            raise EngineError(f"engine: tensor/pipeline/data_parallel_size ask for {cfg.gpus_per_engine} GPUs, but "
+                              "this machine has none (on CPU they must be 1; scale out with executor replicas)")
         if self.cpu:
             env.apply_vllm_cpu_defaults(cfg.kv_cache_gib)
         from transformers import AutoTokenizer
         from vllm.engine.arg_utils import AsyncEngineArgs
 
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
-        dtype = cfg.dtype if cfg.dtype != "auto" else "bfloat16"
-        args: dict[str, Any] = dict(
-            model=self.path,
-            dtype=dtype,
-            max_model_len=cfg.max_model_len,
-            max_num_seqs=cfg.max_num_seqs,
-            enforce_eager=cfg.enforce_eager if cfg.enforce_eager is not None else self.cpu,
-            disable_log_stats=True,
-            seed=0,
-        )
-        if self.cpu:
-            args["enable_chunked_prefill"] = False
-        else:
-            args["gpu_memory_utilization"] = cfg.gpu_memory_utilization
-        self.dtype = dtype
+        args = engine_args(cfg, self.path, cpu=self.cpu)
+        self.dtype = args["dtype"]
         self.max_model_len = cfg.max_model_len
         # a quarter more than vLLM decodes at once: a finished sequence's slot is refilled from vLLM's own queue at
         # the next step instead of idling while the caller's next request is formatted and sent
-        self.preferred_in_flight = cfg.max_num_seqs + max(16, cfg.max_num_seqs // 4)
+        # (max_num_seqs is per data-parallel rank: each copy of the model decodes that many)
+        self.preferred_in_flight = (cfg.max_num_seqs + max(16, cfg.max_num_seqs // 4)) * cfg.data_parallel_size
         self._loop = self.loop_thread = LoopThread("synthloop-vllm")
         # the processes this engine starts (EngineCore and its workers), so close() can wait for them to exit
         self._procs = ChildProcesses()

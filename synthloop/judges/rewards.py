@@ -35,3 +35,13 @@ def judge_reward(judge: Judge, *, reference_column: str = "reference", name: str
 
     reward.__name__ = name or judge.name.replace(":", "_")  # TRL logs rewards/<name>/mean
     return reward
+
+
+def rewards_from_specs(specs: Sequence[dict[str, Any]], reference_column: str = "reference") -> list[Callable]:
+    """The reward functions of judge specs (dicts, as in a config), built anew: what each process of a GRPO step
+    under an accelerate launcher calls (through `train.launch.Factory`). Model-backed judges start their own engine
+    in each process."""
+    from synthloop.judges.panel import Panel
+
+    panel = Panel.from_specs(specs)
+    return [judge_reward(judge, reference_column=reference_column) for judge in panel.judges]

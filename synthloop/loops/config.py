@@ -18,6 +18,7 @@ from synthloop.engines.types import sampling_config
 from synthloop.judges.spec import JudgeSpec, MathAnswerSpec
 from synthloop.loops.recipes.configs import RecipeConfig, default_recipe
 from synthloop.loops.tasks import TaskSource
+from synthloop.synth.executor import ExecutorConfig, LocalExecutor
 from synthloop.train.config import DPOSettings, GRPOSettings, SFTSettings
 
 Method = Literal["sft", "dpo", "grpo", "sft+dpo",
@@ -93,6 +94,10 @@ class LoopConfig(Config):
     seed: int = Field(0, description="Run seed: sampling seeds, task order and training seeds derive from it.")
     concurrency: int = Field(64, ge=1, description="Tasks in flight at once while sampling.",
                              json_schema_extra=RUNTIME)
+    executor: ExecutorConfig = Field(
+        LocalExecutor(), description="Where the policy's sampling and evaluation run: local (one engine in this "
+        "process) or ray (replicas of the engine on a Ray cluster, each loading the round's checkpoint: on several "
+        "nodes the run directory must be on shared storage; docs/scale.md).", json_schema_extra=RUNTIME)
     summary_json: Path | None = Field(None, description="Also write the loop summary (per-round figures) here.",
                                       json_schema_extra=RUNTIME)
     plot: bool = Field(True, description="Write rounds.png (metrics per round) when the loop ends.",

@@ -124,11 +124,18 @@ def chat_program(ctx: RoundContext, n: int):
 def sample_chat(ctx: RoundContext, rows: list[dict[str, Any]], out: Path, sampling: Sampling, seed: int,
                 engine: Engine | None = None) -> dict[str, Any]:
     """`sampling.n` answers per row with the loop's prompt, through the runner (cache, resume, errors) into the run
-    `out`; from the policy's current checkpoint unless another `engine` is given (a teacher, an adapter)."""
+    `out`; from the policy's current checkpoint unless another `engine` is given (a teacher, an adapter). The
+    policy's samples run where the loop's `executor` says (in this process, or on replicas on a Ray cluster)."""
     from synthloop.synth.generate import generate
+    from synthloop.synth.ray_executor import replicas_for
 
-    summary = generate(chat_program(ctx, sampling.n), engine=engine or ctx.engine(), run=out, inputs=rows,
-                       sampling=sampling, seed=seed, concurrency=ctx.config.concurrency, progress=ctx.progress)
+    remote = None
+    if engine is None:
+        policy = ctx.config.engine.model_copy(update={"model": ctx.checkpoint()})
+        remote = replicas_for(ctx.config.executor, policy)
+    summary = generate(chat_program(ctx, sampling.n), engine=None if remote else engine or ctx.engine(),
+                       remote=remote, run=out, inputs=rows, sampling=sampling, seed=seed,
+                       concurrency=ctx.config.concurrency, progress=ctx.progress)
     if summary.status != "completed":
         raise StageIncomplete(f"{out}: generation {summary.status}; rerun the loop to resume it")
     return {"run": str(out), "kept": summary.kept, "failed": summary.failed, "output_tokens": summary.output_tokens,
@@ -224,11 +231,16 @@ class TrainStage(Stage):
         """The training step itself (a `synthloop.train` call) -> its `TrainResult`."""
         from synthloop import train
         from synthloop.judges.rewards import judge_reward
+        from synthloop.train.launch import Factory
 
         common = dict(model=model, out=out, progress=ctx.progress, log=ctx.log)
         if self.method == "grpo":
             weights = settings.reward_weights or ctx.panel.weights
-            funcs = [judge_reward(judge) for judge in ctx.panel.judges]
+            if settings.launcher.kind == "accelerate":  # each training process rebuilds the judges from their specs
+                funcs = Factory(target="synthloop.judges.rewards:rewards_from_specs",
+                                kwargs={"specs": [spec.model_dump(mode="json") for spec in ctx.config.judges]})
+            else:
+                funcs = [judge_reward(judge) for judge in ctx.panel.judges]
             return train.grpo(prompts=data, reward_funcs=funcs,
                               config=settings.model_copy(update={"reward_weights": weights}), **common)
         return getattr(train, self.method)(data=data, config=settings, **common)

@@ -59,6 +59,19 @@ class RequestCache:
                 return  # a request that finished after its run ended (cancelled item): nothing to keep it for
             self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?)", (key, blob, time.time()))
 
+    def absorb(self, other: Path) -> int:
+        """Copy the answers of another cache file that this one lacks; returns how many."""
+        with self._lock:
+            before = self._db.total_changes
+            self._db.execute("ATTACH DATABASE ? AS other", (str(other),))
+            try:
+                self._db.execute("INSERT OR IGNORE INTO responses SELECT key, result, created FROM other.responses")
+            except sqlite3.OperationalError:  # a file killed before its table existed: nothing in it
+                pass
+            finally:
+                self._db.execute("DETACH DATABASE other")
+            return self._db.total_changes - before
+
     def __len__(self) -> int:
         with self._lock:
             if self._closed:
@@ -70,6 +83,55 @@ class RequestCache:
             if not self._closed:
                 self._closed = True
                 self._db.close()
+
+
+class ReplicaCache(RequestCache):
+    """The request cache of one replica of a distributed run (`synth.ray_executor`): its answers go to its own shard
+    file (one writer per SQLite file, whatever node it runs on); lookups also see the run's merged cache, opened
+    read-only and immutable (nobody writes it while replicas run: the driver merges shards before and after)."""
+
+    def __init__(self, shard: Path, merged: Path):
+        shard.parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(shard)
+        self._merged = None
+        if merged.is_file():
+            self._merged = sqlite3.connect(f"file:{merged}?immutable=1", uri=True, check_same_thread=False)
+            if self._merged.execute("SELECT 1 FROM responses LIMIT 1").fetchone() is None:
+                self._merged.close()
+                self._merged = None
+
+    def get(self, key: str, kind: type[R] = ChatResult) -> R | None:
+        hit = super().get(key, kind)
+        if hit is not None or self._merged is None:
+            return hit
+        with self._lock:
+            if self._closed:
+                return None
+            row = self._merged.execute("SELECT result FROM responses WHERE key = ?", (key,)).fetchone()
+        return kind.model_validate_json(row[0]) if row else None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._merged is not None:
+                self._merged.close()
+                self._merged = None
+        super().close()
+
+
+def merge_caches(merged: Path, shards: list[Path]) -> int:
+    """Fold replica shard files into the run's cache (`merged`) and delete them; returns the answers added. Run it
+    only while no replica writes the shards (before replicas start, after they stopped)."""
+    if not shards:
+        return 0
+    cache = RequestCache(merged)
+    try:
+        added = sum(cache.absorb(shard) for shard in shards)
+    finally:
+        cache.close()
+    for shard in shards:
+        for path in (shard, shard.with_name(shard.name + "-wal"), shard.with_name(shard.name + "-shm")):
+            path.unlink(missing_ok=True)
+    return added
 
 
 class CachedEngine(Engine):

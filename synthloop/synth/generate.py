@@ -21,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import hashlib
 import itertools
-import json
 import signal
 import threading
 import time
@@ -34,18 +32,16 @@ from typing import Any
 
 import dspy
 
-from synthloop.engines import sample_context
 from synthloop.engines.base import Engine
-from synthloop.engines.dspy_adapter import SchemaJSONAdapter
-from synthloop.engines.dspy_bridge import dspy_lm
-from synthloop.engines.failures import classify_failure
 from synthloop.engines.types import Sampling
 from synthloop.progress import RateMeter, console, make_progress
 from synthloop.runs.cache import CachedEngine, RequestCache
 from synthloop.runs.fingerprint import engine_identity
 from synthloop.runs.jsonl import AppendLog, next_part
 from synthloop.runs.run_dir import ResumePolicy, RunAborted, RunConflictError, RunDir
-from synthloop.synth.base import ProgramCall, SynthProgram
+from synthloop.synth.attempts import ItemAttempts, failure_reason, input_sha
+from synthloop.synth.base import SynthProgram
+from synthloop.synth.remote import AttemptSpec, RemoteItems, RemoteTally
 
 #: after this many items in a row failed for a reason that is not the sample's (engine errors, transient ones
 #: included, or a program error such as a missing column), the run stops: `RunAborted` naming the cause
@@ -54,12 +50,6 @@ _CIRCUIT_BREAKER = 25
 _SAMPLE_FAILURES = {"unparseable", "truncated", "prompt_too_long"}
 #: items in flight for an engine without a preference
 _DEFAULT_CONCURRENCY = 64
-
-
-def input_sha(inputs: dict[str, Any]) -> str:
-    """An item's inputs as a short hash, kept in its record's provenance: a resumed run compares it before
-    skipping the item, so a finished index whose input changed is refused instead of kept stale."""
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -81,11 +71,6 @@ class RunSummary:
     @property
     def path(self) -> Path:
         return self.run.path
-
-
-def _reason(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text[:500] if text else type(exc).__name__
 
 
 def run_identity(program: SynthProgram, engine: dict[str, Any], sampling: Sampling, seed: int, *,
@@ -129,7 +114,7 @@ def _one_line_errors(source: Iterable[dict[str, Any]], name: str) -> Iterator[di
 def generate(
     program: SynthProgram,
     *,
-    engine: Engine,
+    engine: Engine | None = None,
     run: str | Path,
     inputs: Iterable[dict[str, Any]] | None = None,
     num_records: int | None = None,
@@ -143,16 +128,26 @@ def generate(
     json_max_chars: int | None = None,
     progress: bool = True,
     adapter: dspy.Adapter | None = None,
+    remote: RemoteItems | None = None,
 ) -> RunSummary:
     """Run `program` into the run directory `run`; returns counts. See the module docstring.
 
     `adapter`: the DSPy adapter (default: `SchemaJSONAdapter` on engines that enforce JSON schemas, else
-    DSPy's ChatAdapter). `concurrency`: items in flight (default: `engine.preferred_in_flight`, else 64)."""
+    DSPy's ChatAdapter). `concurrency`: items in flight (default: `engine.preferred_in_flight`, else 64).
+    `remote` instead of `engine`: the items run on replicas elsewhere (e.g. `synth.ray_executor.RayReplicas`, each
+    with its own engine); this process keeps the run directory and writes what they return (`synth.remote`)."""
+    if (engine is None) == (remote is None):
+        raise TypeError("generate: pass either engine or remote")
     sampling = sampling or Sampling()
-    concurrency = concurrency or engine.preferred_in_flight or _DEFAULT_CONCURRENCY
-    identity = run_identity(program, engine.describe(), sampling, seed, caller_inputs=inputs is not None)
+    described = engine.describe() if engine is not None else remote.describe_engine()
+    identity = run_identity(program, described, sampling, seed, caller_inputs=inputs is not None)
     rundir = RunDir.open(run, identity=identity, kind="generate", resume=resume, config_yaml=config_yaml)
     try:
+        if remote is not None:
+            runner = _Runner(program, None, rundir, inputs, num_records, sampling, seed, 0, max_attempts, max_items,
+                             json_max_chars, progress, adapter, check_inputs=resume != "always")
+            return runner.run_remote(remote)
+        concurrency = concurrency or engine.preferred_in_flight or _DEFAULT_CONCURRENCY
         runner = _Runner(program, engine, rundir, inputs, num_records, sampling, seed, concurrency, max_attempts,
                          max_items, json_max_chars, progress, adapter, check_inputs=resume != "always")
         return _execute(runner, engine)
@@ -160,7 +155,7 @@ def generate(
         if rundir.exists() and rundir.manifest().get("status") == "running":
             interrupted = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
             rundir.update_manifest(status="interrupted" if interrupted else "failed",
-                                   **({} if interrupted else {"error": _reason(exc)}))
+                                   **({} if interrupted else {"error": failure_reason(exc)}))
         raise
     finally:
         rundir.close()
@@ -188,8 +183,15 @@ class _Runner:
                  max_items, json_max_chars, progress, adapter=None, check_inputs=True):
         self.program: SynthProgram = program
         self.rundir: RunDir = rundir
-        self.cache = RequestCache(rundir.cache_path)
-        self.engine = CachedEngine(engine, self.cache)
+        self.adapter = adapter
+        if engine is None:  # the items run elsewhere (run_remote): the replicas keep the request cache
+            self.cache, self.engine, self.attempts = None, RemoteTally(), None
+        else:
+            self.cache = RequestCache(rundir.cache_path)
+            self.engine = CachedEngine(engine, self.cache)
+            self.attempts = ItemAttempts(program, self.engine, sampling=sampling, seed=seed, max_attempts=max_attempts,
+                                         run_name=rundir.path.name, json_max_chars=json_max_chars, adapter=adapter,
+                                         on_retry_error=self._log_error)
         self.inputs = inputs
         self.num_records = num_records
         self.sampling: Sampling = sampling
@@ -199,8 +201,6 @@ class _Runner:
         self.max_items = max_items if max_items is not None else (num_records * 10 if num_records else None)
         self.show_progress = progress
         self.json_max_chars = json_max_chars
-        self.adapter = adapter
-        self._dspy: tuple[dspy.LM, dspy.Adapter] | None = None
         self.summary = RunSummary(run=rundir)
         self.done: set[int] = set()
         #: the input hash each finished item was made from (records since input hashes were kept)
@@ -211,17 +211,7 @@ class _Runner:
         self.errors_log: AppendLog | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._interrupt = None
-        self.provenance = {"program": program.name, **engine_identity(engine.describe()),
-                           "sampling": sampling.model_dump(mode="json", exclude={"seed"}), "run": rundir.path.name}
-
-    def dspy_settings(self) -> tuple[dspy.LM, dspy.Adapter]:
-        """The DSPy LM over the run's cached engine and the adapter, built when a program first asks (a chat
-        program never does)."""
-        if self._dspy is None:
-            lm = dspy_lm(self.engine, self.sampling, json_max_chars=self.json_max_chars)
-            adapter = self.adapter or (SchemaJSONAdapter() if self.engine.supports_json_schema else dspy.ChatAdapter())
-            self._dspy = (lm, adapter)
-        return self._dspy
+        self.stop_remote = threading.Event()
 
     def _load_state(self) -> None:
         for record in self.rundir.iter_records():
@@ -250,30 +240,6 @@ class _Runner:
     def _target_reached(self) -> bool:
         return self.num_records is not None and self.summary.kept >= self.num_records
 
-    async def _run_item(self, item: int, inputs: dict[str, Any]) -> tuple[int, dict | None, dict | None]:
-        last: dict | None = None
-        sha = input_sha(inputs)
-        for attempt in range(self.max_attempts):
-            with sample_context.sample(item, attempt, self.seed) as ctx:
-                try:
-                    call = ProgramCall(engine=self.engine, sampling=self.sampling, seed=ctx.seed, attempt=attempt,
-                                       dspy_settings=self.dspy_settings)
-                    record = await self.program.arun(inputs, call)
-                    record = {"id": item, **record, "provenance": {**self.provenance, "seed": ctx.seed,
-                                                                   "attempt": attempt, "input_sha": sha}}
-                    return item, record, None
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # every failure is classified and recorded, none crashes the run
-                    kind, retry, transient = classify_failure(exc)
-                    last = {"id": item, "attempt": attempt, "kind": kind, "reason": _reason(exc)}
-                    if not retry or attempt == self.max_attempts - 1:
-                        break
-                    self._log_error({**last, "final": False})
-                    if transient:
-                        await asyncio.sleep(min(30.0, 0.5 * 2**attempt))
-        return item, None, last
-
     def request_stop(self) -> None:
         """Stop taking new items and end the run cleanly (thread-safe; SIGTERM does this)."""
         if self.loop is not None and self._interrupt is not None:
@@ -299,7 +265,7 @@ class _Runner:
                 reason = self.program.accept(record)
             except Exception as exc:  # a filter bug must not crash the run or drop the item silently
                 record, error = None, {"id": item, "attempt": record["provenance"]["attempt"],
-                                       "kind": f"filter:{type(exc).__name__}", "reason": _reason(exc)}
+                                       "kind": f"filter:{type(exc).__name__}", "reason": failure_reason(exc)}
         if record is not None:
             if reason is None:
                 shard.write(record)
@@ -311,9 +277,9 @@ class _Runner:
         else:
             errors.write({**error, "final": True, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
             self.summary.failed += 1
-            self.last_failure = error["reason"]
             kind = error["kind"]
             self.summary.failure_reasons[kind] = self.summary.failure_reasons.get(kind, 0) + 1
+            self.last_failure = error["reason"]
             if kind not in _SAMPLE_FAILURES:
                 self.consecutive_failures += 1
                 if self.consecutive_failures >= _CIRCUIT_BREAKER:
@@ -386,7 +352,7 @@ class _Runner:
                         if nxt[0] in self.done:
                             self._check_unchanged(*nxt)
                             continue
-                        item_task = asyncio.create_task(self._run_item(*nxt))
+                        item_task = asyncio.create_task(self.attempts.run(*nxt))
                         pending.add(item_task)
                         item_task.add_done_callback(on_done)
                     if not pending and not finished:
@@ -425,7 +391,7 @@ class _Runner:
             raise
         except Exception as exc:  # e.g. an input row that cannot be read, a changed input at a finished item
             status = "failed"
-            self.rundir.update_manifest(error=_reason(exc))
+            self.rundir.update_manifest(error=failure_reason(exc))
             raise
         finally:
             inner.on_retry = None
@@ -440,15 +406,102 @@ class _Runner:
             self.summary.output_tokens = self.engine.output_tokens
             self.summary.prompt_tokens = self.engine.prompt_tokens
             self.summary.cache_hits = self.engine.hits
-            run_failures = any(k not in _SAMPLE_FAILURES for k in self.summary.failure_reasons)
-            if status == "completed" and run_failures and not self.summary.kept and not self.summary.filtered:
-                status = "failed"  # nothing came back, e.g. every request refused (a missing key), a missing column
-                self.summary.error = f"every item failed; the last: {self.last_failure}"
-                self.rundir.update_manifest(error=self.summary.error)
-            elif status == "completed" and total is not None and self.summary.kept < total:
-                status = "incomplete"
+            status = self._final_status(status, total)
             self.summary.status = status
             self.rundir.update_manifest(status=status, counts=self._counts(),
                                         seconds=round(self.summary.seconds, 2), concurrency=self.concurrency)
             self.cache.close()
+        return self.summary
+
+    def _skip(self, item: int, inputs: dict[str, Any]) -> bool:
+        if item in self.done:
+            self._check_unchanged(item, inputs)
+            return True
+        return False
+
+    def _final_status(self, status: str, total: int | None) -> str:
+        """A run that ended normally is "completed", "incomplete" (fewer records than its target) or "failed"
+        (nothing came back and the failures were the run's, e.g. every request refused, a missing column)."""
+        run_failures = any(k not in _SAMPLE_FAILURES for k in self.summary.failure_reasons)
+        if status == "completed" and run_failures and not self.summary.kept and not self.summary.filtered:
+            self.summary.error = f"every item failed; the last: {self.last_failure}"
+            self.rundir.update_manifest(error=self.summary.error)
+            return "failed"
+        if status == "completed" and total is not None and self.summary.kept < total:
+            return "incomplete"
+        return status
+
+    def run_remote(self, remote: RemoteItems) -> RunSummary:
+        """The run with its items executed by `remote`'s replicas (`synth.remote`): this process decides which items
+        are pending, writes what comes back through `_handle` (as `run` does) and keeps the manifest. SIGTERM (or
+        `stop_remote`) ends it after the batch in hand; a rerun resumes it like a local run."""
+        started = time.time()
+        self._load_state()
+        source = self.inputs if self.inputs is not None else _one_line_errors(self.program.inputs(), self.program.name)
+        items = enumerate(source)
+        if self.max_items is not None:
+            items = itertools.islice(items, self.max_items)
+        pending = ((i, row) for i, row in items if not self._skip(i, row))
+        spec = AttemptSpec.of(self.program, sampling=self.sampling, seed=self.seed, max_attempts=self.max_attempts,
+                              run_path=self.rundir.path, json_max_chars=self.json_max_chars, adapter=self.adapter)
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: self.stop_remote.set())
+        logs = (AppendLog(next_part(self.rundir.records_dir)), AppendLog(self.rundir.filtered_path),
+                AppendLog(self.rundir.errors_path))
+        self.errors_log = logs[2]
+        total, status = self.num_records, "completed"
+        meter, last_manifest, last_print = RateMeter(), 0.0, time.monotonic()
+        progress = make_progress()
+        task = progress.add_task(self.program.name, total=total, completed=self.summary.kept, detail="")
+        batches = remote.results(pending, spec)
+        try:
+            with progress:
+                for batch in batches:
+                    for row in batch.retry_errors:
+                        self._log_error(row)
+                    self.engine.add(batch)
+                    for result in batch.items:
+                        if self._target_reached():
+                            break  # more than needed came back: the rest stay in the replicas' request caches
+                        if result[0] not in self.done:  # a retried batch never writes an item twice
+                            self._handle(*result, logs)
+                    detail = (f"{self.summary.filtered} filtered · {self.summary.failed} failed · "
+                              f"{meter.rate(self.engine.output_tokens):.0f} tok/s")
+                    progress.update(task, completed=self.summary.kept if total else len(self.done), detail=detail)
+                    now = time.monotonic()
+                    if now - last_manifest > 2:
+                        self.rundir.update_manifest(counts=self._counts(), status="running")
+                        last_manifest = now
+                    if progress.disable and now - last_print > 15:  # no terminal: a log line now and then
+                        console.print(f"[{self.program.name}] {self.summary.kept}/{total or '?'} kept · {detail}")
+                        last_print = now
+                    if self.stop_remote.is_set():
+                        status = "interrupted"
+                        break
+                    if self._target_reached():
+                        break
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        except Exception as exc:  # RunAborted, or the cluster failed: the manifest says so, a rerun resumes
+            status = "failed"
+            self.rundir.update_manifest(error=failure_reason(exc))
+            raise
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # ends the remote work still in flight
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            self.errors_log = None
+            for log in logs:
+                log.close()
+            self.summary.seconds = time.time() - started
+            self.summary.output_tokens = self.engine.output_tokens
+            self.summary.prompt_tokens = self.engine.prompt_tokens
+            self.summary.cache_hits = self.engine.hits
+            status = self._final_status(status, total)
+            self.summary.status = status
+            self.rundir.update_manifest(status=status, counts=self._counts(), seconds=round(self.summary.seconds, 2))
         return self.summary

@@ -11,6 +11,7 @@ from synthloop.configs import RUNTIME, Config
 from synthloop.engines.config import EngineConfig
 from synthloop.engines.types import sampling_config
 from synthloop.synth import PROGRAMS
+from synthloop.synth.executor import ExecutorConfig, LocalExecutor
 
 _program_configs = tuple(p.config_class for p in PROGRAMS.values())
 ProgramConfig = (
@@ -26,6 +27,9 @@ class GenerateConfig(Config):
     output_dir: Path = Field(Path("runs"), description="Where run directories go.", json_schema_extra=RUNTIME)
     program: ProgramConfig = Field(description="The synthesis program and its knobs; `kind` picks it.")
     engine: EngineConfig = EngineConfig()
+    executor: ExecutorConfig = Field(
+        LocalExecutor(), description="Where the items run: local (this process, one engine) or ray (replicas of the "
+        "engine on a Ray cluster; docs/scale.md). Does not change the records.", json_schema_extra=RUNTIME)
     sampling: sampling_config("How every model call samples (a call may set its own values, e.g. a judge's greedy "
                               "verdicts).", temperature=0.7, max_tokens=384)
     num_records: int | None = Field(None, ge=1, description="Records to keep; default: one per input.",

@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field
 
 from synthloop.memory import PeakRSS, release_memory
 from synthloop.runs.jsonl import AppendLog, atomic_write, read_jsonl
+from synthloop.train import launch
 from synthloop.train.config import LoraSettings, Precision, TrainCommon
 
 DataLike = Any  # a datasets.Dataset, a list of dicts, or a path to a .jsonl/.json/.parquet file
@@ -86,7 +87,7 @@ def load_policy(model_path: str | Path, precision: str):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(str(model_path), dtype=dtype)
-    if on_gpu():
+    if on_gpu() and launch.world_size() == 1:  # several processes: the trainer places (or shards) it per process
         model = model.to("cuda")
     return model, tokenizer
 
@@ -121,6 +122,9 @@ def trl_args(settings: TrainCommon, out: Path, precision: str) -> dict[str, Any]
         save_total_limit=1,
         report_to="none",
         disable_tqdm=True,  # our own progress bar
+        # several processes (launcher: accelerate): every parameter of a causal LM gets a gradient, so DDP need not
+        # search for unused ones (an extra pass over the graph every step)
+        ddp_find_unused_parameters=False,
         **precision_args(precision),
     )
     args.update(settings.trl)
@@ -144,8 +148,9 @@ def as_dataset(data: DataLike):
 
 
 # -- checkpoints, log, progress ---------------------------------------------------------------------
-def last_complete_checkpoint(trainer_dir: Path) -> Path | None:
-    """The newest checkpoint whose trainer_state.json exists; incomplete ones (a kill while saving) are removed."""
+def last_complete_checkpoint(trainer_dir: Path, clean: bool = True) -> Path | None:
+    """The newest checkpoint whose trainer_state.json exists; incomplete ones (a kill while saving) are removed
+    (with `clean`: by one process only when several train together)."""
     if not trainer_dir.is_dir():
         return None
     found = []
@@ -158,7 +163,7 @@ def last_complete_checkpoint(trainer_dir: Path) -> Path | None:
     for _, path in sorted(found, reverse=True):
         if best is None and (path / "trainer_state.json").is_file():
             best = path
-        elif best is None:
+        elif best is None and clean:
             shutil.rmtree(path, ignore_errors=True)
     return best
 
@@ -201,7 +206,12 @@ def _callback_class():
                                                    detail="")
 
         def on_step_end(self, args, state, control, **kwargs):
-            if time.monotonic() - self.last_save >= self.every_s and state.global_step < state.max_steps:
+            due = time.monotonic() - self.last_save >= self.every_s and state.global_step < state.max_steps
+            if launch.world_size() > 1:  # every process saves together: process 0's clock decides
+                from accelerate.utils import broadcast_object_list
+
+                due = broadcast_object_list([due], from_process=0)[0]
+            if due:
                 control.should_save = True
             if self.progress is not None:
                 detail = " · ".join(f"{k} {v:.4g}" for k, v in self.last.items())
@@ -211,6 +221,8 @@ def _callback_class():
             self.last_save = time.monotonic()
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero:
+                return
             logs = dict(logs or {})
             numeric = {k: float(v) for k, v in logs.items() if isinstance(v, int | float)}
             self.log.write({"step": state.global_step, **numeric})
@@ -265,17 +277,27 @@ def run_training(
     prepare: Callable[[Any], Any] | None = None,
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    relaunch: dict[str, Any] | None = None,
 ) -> TrainResult:
     """The flow every step shares. A finished `out` returns its saved result at once. Otherwise: load `data` (checked
     for `columns`; `prepare` may reshape it), load the policy (`model`: a registered name, a checkpoint directory or
     a hub id), build the TRL trainer with `build_trainer(policy, tokenizer, args, peft_config, callbacks, dataset)`,
-    train (resuming from the last complete checkpoint), save the final checkpoint and the result."""
+    train (resuming from the last complete checkpoint), save the final checkpoint and the result.
+
+    With `settings.launcher.kind: accelerate` the step runs in several processes instead (`train.launch`), each
+    calling the step again with its arguments plus `relaunch` (what the step needs beyond model, data and
+    settings); process 0 writes the outputs."""
     from synthloop.engines import registry
 
     out = Path(out)
     done = finished(out)
     if done is not None:
         return done
+    if launch.wants_launch(settings):
+        training_data(method, data, columns, what)  # empty data or missing columns: the one-line error, here
+        launch.launch_step(method, model=model, data=data, out=out, settings=settings, extra=relaunch, log=log)
+        return finished(out)
+    main = launch.is_main_process()
     dataset = training_data(method, data, columns, what)
     examples = len(dataset)
     if prepare is not None:
@@ -283,17 +305,17 @@ def run_training(
     model = registry.resolve(str(model))
     out.mkdir(parents=True, exist_ok=True)
     precision = resolve_precision(settings.precision)
-    resume = last_complete_checkpoint(out / "trainer")
-    if resume is not None:
+    resume = last_complete_checkpoint(out / "trainer", clean=main)
+    if resume is not None and main:
         _truncate_log(out / "log.jsonl", _checkpoint_step(resume))
         if log:
             log(f"{method}: resuming from {resume.name}")
-    elif (out / "log.jsonl").exists():
+    elif main and (out / "log.jsonl").exists():
         (out / "log.jsonl").unlink()  # a kill before the first checkpoint: the step starts over
     started = time.time()
     meter = PeakRSS().start()
     policy, tokenizer = load_policy(model, precision)
-    callback = _callback_class()(out / "log.jsonl", settings.checkpoint_every_minutes * 60, method, progress)
+    callback = _callback_class()(out / "log.jsonl", settings.checkpoint_every_minutes * 60, method, progress and main)
     trainer = build_trainer(policy, tokenizer, trl_args(settings, out, precision), peft_config(settings.lora),
                             [callback], dataset)
     from transformers import PrinterCallback
@@ -302,9 +324,15 @@ def run_training(
     try:
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         steps = trainer.state.global_step
-        checkpoint = _save_final(trainer, tokenizer, out, settings.lora)
+        checkpoint = _save_final(trainer, tokenizer, out, settings.lora, main)
     finally:
         callback.close()
+    if not main:  # process 0 writes the result; the others are done
+        trainer.accelerator.wait_for_everyone()
+        del trainer, policy, output
+        release_memory()
+        return TrainResult(method=method, base_model=str(model), checkpoint=str(checkpoint), examples=examples,
+                           steps=steps, seconds=round(time.time() - started, 2))
     rows = list(read_jsonl(out / "log.jsonl"))
     losses = [r["loss"] for r in rows if "loss" in r]
     last: dict[str, Any] = {}
@@ -321,14 +349,21 @@ def run_training(
     meter.stop()
     atomic_write(out / "result.json", result.model_dump_json(indent=2))
     shutil.rmtree(out / "trainer", ignore_errors=True)  # optimizer states are large; the step is done
+    if launch.world_size() > 1:
+        trainer.accelerator.wait_for_everyone()
     del trainer, policy, output
     release_memory()
     return result
 
 
-def _save_final(trainer, tokenizer, out: Path, lora: LoraSettings | None) -> Path:
-    """Write model/ atomically (a temporary directory renamed at the end)."""
+def _save_final(trainer, tokenizer, out: Path, lora: LoraSettings | None, main: bool = True) -> Path:
+    """Write model/ atomically (a temporary directory renamed at the end); with several processes, by process 0
+    (under ZeRO-3 or FSDP every process takes part in gathering the sharded weights)."""
     final, tmp = out / "model", out / ".model-tmp"
+    if launch.world_size() > 1 and _sharded(trainer):
+        return _save_sharded(trainer, tokenizer, out, lora, main)
+    if not main:
+        return final
     shutil.rmtree(tmp, ignore_errors=True)
     model = trainer.model
     if lora is not None and lora.merge:
@@ -339,6 +374,35 @@ def _save_final(trainer, tokenizer, out: Path, lora: LoraSettings | None) -> Pat
     tokenizer.save_pretrained(str(tmp))
     shutil.rmtree(final, ignore_errors=True)
     tmp.rename(final)
+    return final
+
+
+def _sharded(trainer) -> bool:
+    from accelerate.utils import DistributedType
+
+    return trainer.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
+
+
+def _save_sharded(trainer, tokenizer, out: Path, lora: LoraSettings | None, main: bool) -> Path:
+    """ZeRO-3 / FSDP: the trainer gathers the full weights (every process takes part) and process 0 writes them;
+    a LoRA adapter is then merged into its base on process 0. Not run on this project's CPU-only CI."""
+    final, tmp = out / "model", out / ".model-tmp"
+    if main:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))
+    trainer.accelerator.wait_for_everyone()
+    if main:
+        if lora is not None and lora.merge:
+            from peft import AutoPeftModelForCausalLM
+
+            merged = AutoPeftModelForCausalLM.from_pretrained(str(tmp)).merge_and_unload()
+            shutil.rmtree(tmp)
+            merged.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        shutil.rmtree(final, ignore_errors=True)
+        tmp.rename(final)
+    trainer.accelerator.wait_for_everyone()
     return final
 
 

