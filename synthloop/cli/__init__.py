@@ -6,7 +6,9 @@ missing model or a run-directory conflict is reported in one line (exit code 2),
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Annotated
 
 import typer
 
@@ -27,6 +29,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+@app.callback()
+def options(
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show everything: vLLM/torch/transformers output and warnings on the console "
+        "(by default they go to the run's log.txt) and tracebacks.")] = False,
+) -> None:
+    if verbose:
+        os.environ["SYNTHLOOP_VERBOSE"] = "1"  # read by synthloop.progress.verbose(), also in child processes
+
+
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
 app.add_typer(loop.app, name="loop")

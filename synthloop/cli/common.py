@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 
-console = Console(stderr=True)
-out = Console()
+from synthloop import progress
+
+#: our consoles (stderr: lines and progress; stdout: tables); they stay on the terminal while library output goes
+#: to a run's log file (synthloop.progress.library_output)
+console, out = progress.console, progress.out
 
 T = TypeVar("T")
 
@@ -46,11 +48,20 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except (ConfigError, ModelNotFoundError, RunConflictError, EngineError, FileNotFoundError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {exc}{_log_hint(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: rerun the same command to resume where it stopped")
         sys.exit(130)
+
+
+def _log_hint(exc: BaseException) -> str:
+    """An engine's error: where its own output went (the run's log file), if it went to one."""
+    from synthloop.engines.types import EngineError
+    from synthloop.progress import last_log_path
+
+    path = last_log_path()
+    return f" (engine output: {path})" if isinstance(exc, EngineError) and path is not None else ""
 
 
 def quiet_libraries() -> None:

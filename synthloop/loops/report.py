@@ -11,6 +11,7 @@ from synthloop.loops.state import LoopState
 COLUMNS = [
     ("label", "round", "{}"),
     ("eval_accuracy", "held-out acc", "{:.1%}"),
+    ("eval_accuracy_ci95", "95% CI", "{0[0]:.1%}-{0[1]:.1%}"),  # the Wilson interval of the held-out accuracy
     ("eval_tokens", "eval len", "{:.0f}"),
     ("eval_sl", "S_l", "{:.1f}"),                        # self_lengthen: LongWriter's length score (0-100)
     ("eval_words", "eval words", "{:.0f}"),
@@ -48,6 +49,17 @@ COLUMNS = [
 ]
 
 
+def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> list[float] | None:
+    """The Wilson score interval [low, high] of an accuracy of `correct` out of `n` (None for n = 0): where the
+    accuracy on every such task lies, given this sample of `n` tasks (scipy's binomtest)."""
+    if n <= 0:
+        return None
+    from scipy.stats import binomtest
+
+    ci = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return [round(float(ci.low), 4), round(float(ci.high), 4)]
+
+
 def summarize(run_path: Path, state: LoopState, config=None, *, status: str = "completed",
               stop_reason: str | None = None) -> dict[str, Any]:
     rounds = [r.metrics for r in state.done_rounds()]
@@ -61,7 +73,9 @@ def summarize(run_path: Path, state: LoopState, config=None, *, status: str = "c
         "stop_reason": stop_reason,
         "metric": metric,
         "baseline_accuracy": rounds[0].get("eval_accuracy") if rounds else None,
+        "baseline_accuracy_ci95": rounds[0].get("eval_accuracy_ci95") if rounds else None,
         "final_accuracy": rounds[-1].get("eval_accuracy") if rounds else None,
+        "final_accuracy_ci95": rounds[-1].get("eval_accuracy_ci95") if rounds else None,
         "best_round": best[0],
         "best_value": best[1],
         "rounds_done": len(rounds) - 1 if rounds else 0,

