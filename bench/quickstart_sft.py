@@ -2,7 +2,8 @@
 
 SmolLM2-135M-Instruct is trained for a few steps on quickstart-shaped data (arithmetic word problem ->
 one short sentence) with each setting; the figure is seconds per optimizer step after the first (the
-first carries one-time costs), plus the step's fixed costs (loading, building the trainer, saving).
+first carries one-time costs), plus the step's fixed costs (loading, building the trainer, saving), and the CPU
+seconds it took (comparable between settings even when other jobs share the cores).
 
     .venv/bin/python bench/quickstart_sft.py                 # every setting, ~10 min on 2 cores
     .venv/bin/python bench/quickstart_sft.py --only full lora_bf16
@@ -58,13 +59,14 @@ def rows(n: int) -> list[dict]:
 def measure(name: str, extra: dict, data: list[dict], steps: int, work: Path) -> dict:
     settings = SFTSettings(max_steps=steps, batch_size=8, learning_rate=2e-5, report_to=[],
                            **{k: v for k, v in extra.items()})
-    started = time.time()
+    started, cpu = time.time(), time.process_time()
     result = sft(model="smollm2-135m-instruct", data=data, out=work / name, config=settings, progress=False)
-    wall = time.time() - started
+    wall, cpu = time.time() - started, time.process_time() - cpu
     log = [json.loads(line) for line in (work / name / "log.jsonl").read_text().splitlines()]
     runtime = next((r.get("train_runtime") for r in reversed(log) if "train_runtime" in r), None)
     per_step = (runtime / steps) if runtime else None
     row = {"setting": name, "steps": result.steps, "batch_size": settings.batch_size, "wall_s": round(wall, 1),
+           "cpu_s": round(cpu, 1),  # CPU seconds of this process (all threads): comparable on a busy machine
            "train_runtime_s": round(runtime, 1) if runtime else None,
            "s_per_step": round(per_step, 2) if per_step else None,
            "fixed_s": round(wall - runtime, 1) if runtime else None,
@@ -76,7 +78,7 @@ def measure(name: str, extra: dict, data: list[dict], steps: int, work: Path) ->
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", nargs="*", default=list(SETTINGS))
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=4)
     args = parser.parse_args()
     data = rows(args.steps * 16)
     info = machine()

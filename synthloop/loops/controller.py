@@ -65,6 +65,7 @@ class LoopController:
         """Run (or resume) every round up to `rounds`, or until the stop rule fires; returns the summary."""
         self.meter.start()
         self._load_start = os.getloadavg()
+        self._started = time.time()
         status, reason = "completed", None
         try:
             for r in range(self.config.rounds + 1):
@@ -145,6 +146,10 @@ class LoopController:
 
         summary = summarize(self.run.path, self.state, self.config, status=status, stop_reason=reason)
         # figures measured on a shared machine are only as good as its load: record it beside them
+        started = getattr(self, "_started", None)
+        if started is not None:  # this session: from run_loop's start, and before it since the process started
+            summary["wall_seconds"] = round(time.time() - started, 1)
+            summary["startup_seconds"] = round(started - psutil.Process().create_time(), 1)
         summary["machine"] = {"cpus": os.cpu_count(), "load_average_at_start": getattr(self, "_load_start", None),
                               "load_average_at_end": os.getloadavg()}
         atomic_write(self.run.path / "summary.json", _dumps(summary))
