@@ -311,6 +311,7 @@ class _Display:
         if not enabled:
             self.progress.disable = True
         self.bars: list[Bar] = []
+        self.asides: list[str] = []
         self.started = time.monotonic()
         self.header = None
 
@@ -341,8 +342,9 @@ class _Display:
             say(f"  {prefix}{bar.description} {bar.line()} · {_clock(now - bar.started)}")
 
     def summary(self) -> str:
-        """The stage's bars in one line: the first by its count, the others by name and count."""
-        return " · ".join(b.line() if i == 0 else f"{b.description} {b.line()}" for i, b in enumerate(self.bars))
+        """The stage's bars in one line: the first by its count, the others by name and count; asides last."""
+        line = " · ".join(b.line() if i == 0 else f"{b.description} {b.line()}" for i, b in enumerate(self.bars))
+        return " ".join(filter(None, [line, f"({'; '.join(self.asides)})" if self.asides else ""]))
 
 
 _stages: list[_Display] = []
@@ -380,6 +382,16 @@ def status(text: str) -> None:
     note(text)
     if _stages:
         _stages[-1].status(text)
+
+
+def aside(text: str) -> bool:
+    """A remark for the current stage's line (e.g. how long its engine took to start), logged; False when no stage
+    is running (say it yourself then)."""
+    note(text)
+    if not _stages:
+        return False
+    _stages[-1].asides.append(text)
+    return True
 
 
 @contextlib.contextmanager

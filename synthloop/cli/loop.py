@@ -101,7 +101,7 @@ def status(run_path: Annotated[Path, typer.Argument(help="A loop run directory, 
         fail(f"{run_path}: not a loop run directory (no state.json)")
     state = LoopState.load(run.path / "state.json")
     manifest = run.manifest()
-    out.print(round_table(state, title=f"{run.path}  ·  {manifest.get('status', '?')}"))
+    out.print(round_table(state, title=f"{run.path}  ·  {manifest.get('status', '?')}", width=out.width))
     if state.done_rounds():
         out.print(f"plot: {plot_rounds(state, run.path / 'rounds.png', metric=_stop_metric(run.path))}")
 
@@ -118,7 +118,7 @@ def _stop_metric(path: Path) -> str:
 def _report(path: Path, state, summary: dict, wall: float) -> None:
     from synthloop.loops.report import round_table
 
-    out.print(round_table(state, title=f"loop {path}  ·  {summary['status']}"))
+    out.print(round_table(state, title=f"loop {path}  ·  {summary['status']}", width=out.width))
     if summary.get("stop_reason"):
         say(f"stopped: {summary['stop_reason']}")
     base, final = summary.get("baseline_accuracy"), summary.get("final_accuracy")

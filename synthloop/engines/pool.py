@@ -56,15 +56,15 @@ class EnginePool:
             return running[0]
         if self.exclusive:
             self.close()
-        from synthloop import engines
-        from synthloop.progress import status
+        from synthloop import engines, progress
 
         started, kind = time.time(), engines.resolve_kind(config.kind)
-        status(f"starting the {kind} engine on {config.model} ({role})")  # shown while it starts, then in the log
+        progress.status(f"starting the {kind} engine on {config.model} ({role})")  # shown while it starts, logged
         start = self._start or engines.from_config
         engine = start(config, log=self._log)
         self._running[key] = (engine, [role])
-        self.log(f"{kind} engine ready in {time.time() - started:.0f} s ({role}: {_short(config.model)})")
+        if not progress.aside(f"{kind} engine start {time.time() - started:.0f} s"):  # in the stage's line, or:
+            self.log(f"{kind} engine ready in {time.time() - started:.0f} s ({role}: {_short(config.model)})")
         return engine
 
     def handle(self, role: str, config: EngineConfig) -> EngineHandle:
