@@ -78,11 +78,12 @@ def run(
     say(f"[bold]{verb}[/] loop {target.path}  ·  recipe {cfg.recipe.kind}  ·  policy {cfg.engine.model}  "
                   f"·  {cfg.rounds} round(s) after the baseline")
     started = time.time()
-    with library_output(target.log_path) as log:
+    # the controller checks the judges before it writes anything; engines start in run_loop, inside the redirection
+    controller = LoopController(cfg, target.path, resume=resume, config_yaml=dump_yaml(cfg),
+                                log=lambda m: say(f"[dim]{time.strftime('%H:%M:%S')}[/] {m}"))
+    with library_output(controller.run.log_path) as log:
         if log is not None:
             say(f"[dim]engine and library output: {log}[/]")
-        controller = LoopController(cfg, target.path, resume=resume, config_yaml=dump_yaml(cfg),
-                                    log=lambda m: say(f"[dim]{time.strftime('%H:%M:%S')}[/] {m}"))
         summary = controller.run_loop()
     _report(controller.run.path, controller.state, summary, time.time() - started)
     from synthloop.cli.report import after_run
