@@ -74,7 +74,8 @@ class _Redirect:
     def __init__(self, path: Path, log: IO[str], saved: tuple[int, int] | None):
         self.path, self.log, self.saved = path, log, saved
         self.streams: list[IO[str]] = []
-        self.sizes: list[tuple[Console, int | None, int | None]] = []
+        #: each console's file and size before (restored afterwards)
+        self.before: list[tuple[Console, IO[str] | None, int | None, int | None]] = []
 
 
 _active: _Redirect | None = None
@@ -155,7 +156,7 @@ def _point_descriptors_at(log: IO[str], state: _Redirect) -> tuple[int, int]:
     saved = (os.dup(1), os.dup(2))
     for console_ in _CONSOLES:
         # rich reads a terminal's size from descriptors 0-2, which are about to be a file: keep today's size
-        state.sizes.append((console_, console_._width, console_._height))
+        state.before.append((console_, console_._file, console_._width, console_._height))
         if console_.is_terminal:
             console_.size = console_.size
     for fd in saved:
@@ -163,7 +164,8 @@ def _point_descriptors_at(log: IO[str], state: _Redirect) -> tuple[int, int]:
                       errors="replace")
         state.streams.append(stream)
     for console_ in _CONSOLES:
-        console_.file = state.streams[1] if console_.stderr else state.streams[0]
+        if console_._file is None:  # a console on sys.stdout / sys.stderr (not on a file of its own)
+            console_.file = state.streams[1] if console_.stderr else state.streams[0]
     os.dup2(log.fileno(), 1)
     os.dup2(log.fileno(), 2)
     return saved
@@ -178,8 +180,8 @@ def _restore_descriptors(state: _Redirect) -> None:
     os.dup2(state.saved[1], 2)
     for fd in state.saved:
         os.close(fd)
-    for console_, width, height in state.sizes:
-        console_.file = None  # type: ignore[assignment]  # back to sys.stdout / sys.stderr
+    for console_, file, width, height in state.before:
+        console_.file = file  # type: ignore[assignment]  # None: back to sys.stdout / sys.stderr
         console_._width, console_._height = width, height
     for stream in state.streams:
         stream.close()
