@@ -9,7 +9,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from helpers import ROOT
+import pytest
+from helpers import ROOT, run_cli, tiny_generate_config, write_config
 
 # Every way a library reaches the terminal, each with its own marker: a logger whose handler was made before the
 # redirection (as vLLM configures its own at import), a logger without handlers (Python's last resort), warnings,
@@ -75,3 +76,17 @@ def test_verbose_leaves_everything_on_the_console(tmp_path):
     for marker in LIBRARY:
         assert marker in console, marker
     assert not log.exists()
+
+
+@pytest.mark.vllm
+def test_an_engine_that_cannot_start_is_one_line_naming_the_log(tmp_path):
+    """vLLM refuses the config before any engine process starts (a max_model_len the model does not have): the user
+    sees one line with vLLM's reason and where its output went; the traceback is in that file."""
+    config = tiny_generate_config(tmp_path / "runs", num_records=2)
+    config["engine"] = {"kind": "vllm", "model": "tiny-random-chat", "max_model_len": 1_000_000}
+    result = run_cli("generate", str(write_config(tmp_path / "gen.yaml", config)))
+    log = tmp_path / "runs" / "gen" / "log.txt"
+    error = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and len(error) == 1, result.stderr
+    assert "vLLM could not start" in error[0] and "max_model_len" in error[0] and f"(engine output: {log})" in error[0]
+    assert "Traceback" not in result.stderr and "Traceback" in log.read_text()
