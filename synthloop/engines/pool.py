@@ -59,7 +59,7 @@ class EnginePool:
         from synthloop import engines, progress
 
         started, kind = time.time(), engines.resolve_kind(config.kind)
-        progress.status(f"starting the {kind} engine on {config.model} ({role})")  # shown while it starts, logged
+        progress.status(f"starting the {kind} engine ({role}: {_short(config.model)})")  # shown while it starts
         start = self._start or engines.from_config
         engine = start(config, log=self._log)
         self._running[key] = (engine, [role])
