@@ -19,3 +19,27 @@ class DistinctChars(Judge):
 
 def make() -> DistinctChars:
     return DistinctChars()
+
+
+class NoisyDistinctChars(DistinctChars):
+    """`DistinctChars` that, on its first call in a process, also makes noise the ways libraries do: a warning, a
+    logger line, a child process writing to stderr (as vLLM's engine process does). For the quiet-console test."""
+
+    noisy = True
+
+    def score(self, items):
+        if NoisyDistinctChars.noisy:
+            NoisyDistinctChars.noisy = False
+            import logging
+            import subprocess
+            import sys
+            import warnings
+
+            warnings.warn("LIB-NOISE-WARNING", UserWarning, stacklevel=1)
+            logging.getLogger("somelibrary").warning("LIB-NOISE-LOGGER")
+            subprocess.run([sys.executable, "-c", "import sys; print('LIB-NOISE-CHILD', file=sys.stderr)"], check=True)
+        return super().score(items)
+
+
+def noisy() -> NoisyDistinctChars:
+    return NoisyDistinctChars()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from collections import Counter
@@ -55,6 +56,8 @@ def _state(run: Path) -> dict:
 def test_loop_runs_every_stage_and_reports(tmp_path):
     config = loop_config(
         tmp_path / "runs", rounds=2,
+        judges=[{"kind": "math_answer", "min_score": 0.0},
+                {"kind": "python", "factory": "loop_judges:noisy", "min_score": 0.0}],
         train={"plan": ["sft+dpo", "grpo"],
                "sft": {"max_steps": 3, "batch_size": 4, "learning_rate": 1e-3},
                "dpo": {"max_steps": 2, "batch_size": 4, "learning_rate": 1e-3},
@@ -102,6 +105,14 @@ def test_loop_runs_every_stage_and_reports(tmp_path):
     assert len(summary["seconds_per_round"]) == 3 and summary["peak_rss_gib"] > 0
     assert (run / "rounds.png").stat().st_size > 10_000
     assert "held-out accuracy: baseline" in result.stderr and "rounds.png" in result.stderr
+    # the console: our lines only, every stage's line with its total; library output went to the run's log.txt
+    log = (run / "log.txt").read_text()
+    for marker in ("LIB-NOISE-WARNING", "LIB-NOISE-LOGGER", "LIB-NOISE-CHILD"):
+        assert marker in log and marker not in result.stderr + result.stdout, marker
+    assert "warn" not in result.stderr.lower() and "Traceback" not in result.stderr
+    stage_lines = [line for line in result.stderr.splitlines() if re.search(r"round \d · [\w+-]+  ", line)]
+    assert len(stage_lines) >= 8 and all(re.search(r"\b\d+/\d+\b", line) for line in stage_lines), stage_lines
+    assert len(result.stderr.splitlines()) <= 40, result.stderr
     (run / "rounds.png").unlink()
     status = run_cli("loop", "status", str(run))
     assert status.returncode == 0, status.stderr

@@ -104,7 +104,7 @@ def test_gsm8k_is_a_task_source():
 def test_shipped_loop_configs_are_valid():
     from helpers import ROOT
 
-    for name in ("quickstart", "gsm8k_loop"):
+    for name in ("quickstart", "quickstart_full", "gsm8k_loop"):
         config = load_config(LoopConfig, ROOT / "configs" / "loop" / f"{name}.yaml")
         assert config.rounds >= 2 and config.judges
     with pytest.raises(ConfigError, match="sampling.n must be at least 2"):

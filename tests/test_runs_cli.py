@@ -17,6 +17,8 @@ def test_generate_show_list_export(tmp_path):
     assert result.returncode == 0, result.stderr
     run = tmp_path / "runs" / "demo"
     assert f"run {run}" in result.stderr.replace("\n", "") or "records kept" in result.stderr
+    assert "self_instruct 4/4 records" in result.stderr  # the run's progress line, with its total
+    assert (run / "log.txt").is_file()  # library output of the command (the console keeps ours)
     listing = run_cli("runs", "list", str(tmp_path / "runs"))
     assert "demo" in listing.stdout and "completed" in listing.stdout
     shown = run_cli("runs", "show", str(run))

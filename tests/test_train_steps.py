@@ -33,8 +33,10 @@ def _generate(path, text: str) -> str:
 
 @pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
 def test_sft_trains_and_writes_a_loadable_checkpoint(tmp_path, tiny_model_path, lora):
-    settings = SFTSettings(epochs=3, batch_size=4, learning_rate=3e-3, lora=LoraSettings(r=8) if lora else None)
+    settings = SFTSettings(epochs=3, batch_size=4, learning_rate=3e-3, lora=LoraSettings(r=8) if lora else None,
+                           report_to=[] if lora else ["none"])
     result = sft(model=tiny_model_path, data=_rows(), out=tmp_path / "sft", config=settings, progress=False)
+    assert not (tmp_path / "sft" / "tensorboard").exists()  # report_to: [] (or none): no event files
     assert result.steps == 18 and result.examples == 24 and result.precision == "fp32"
     assert result.last_loss < result.first_loss  # it learned something on 24 repeated examples
     model_dir = tmp_path / "sft" / "model"
@@ -50,12 +52,21 @@ def test_sft_trains_and_writes_a_loadable_checkpoint(tmp_path, tiny_model_path, 
     assert again == result
 
 
-def test_sft_reads_jsonl_and_rejects_empty_data(tmp_path, tiny_model_path):
+def test_sft_reads_jsonl_reports_to_tensorboard_and_rejects_empty_data(tmp_path, tiny_model_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _rows(8)))
     result = sft(model=tiny_model_path, data=data, out=tmp_path / "a", config=SFTSettings(max_steps=2, batch_size=4),
                  progress=False)
     assert result.steps == 2
+    # by default the trainer reports to TensorBoard event files in the step's directory (offline)
+    events = EventAccumulator(str(tmp_path / "a" / "tensorboard")).Reload()
+    losses = events.Scalars("train/loss")
+    assert [e.step for e in losses] == [1, 2]
+    logged = [json.loads(line)["loss"] for line in (tmp_path / "a" / "log.jsonl").read_text().splitlines()
+              if "loss" in json.loads(line)]
+    assert [e.value for e in losses] == pytest.approx(logged)
     with pytest.raises(ValueError, match="sft: no examples to train on"):
         sft(model=tiny_model_path, data=[], out=tmp_path / "b", progress=False)
 

@@ -7,7 +7,9 @@ codes are listed in `synthloop.cli.common`.
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Annotated
 
 import click
 import typer
@@ -33,10 +35,13 @@ app = typer.Typer(
 
 
 @app.callback()
-def _options(
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks (errors are otherwise one line)."),
+def options(
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show everything: vLLM/torch/transformers output and warnings on the console "
+        "(by default they go to the run's log.txt) and tracebacks.")] = False,
 ) -> None:
     if verbose:
+        os.environ["SYNTHLOOP_VERBOSE"] = "1"  # read by synthloop.progress.verbose(), also in child processes
         common.VERBOSE = True
 
 

@@ -30,18 +30,20 @@ from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from typer.core import TyperGroup
 
-console = Console(stderr=True)
-out = Console()
+from synthloop import progress
+
+#: our consoles (stderr: lines and progress; stdout: tables); they stay on the terminal while library output goes
+#: to a run's log file (synthloop.progress.library_output)
+console, out = progress.console, progress.out
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 #: the exit code of a run by the status its manifest ends with (see the table above)
 EXIT_BY_STATUS = {"completed": EXIT_OK, "stopped": EXIT_OK, "failed": EXIT_FAILED, "incomplete": EXIT_INCOMPLETE,
                   "interrupted": EXIT_INTERRUPTED}
 #: set by `synthloop --verbose`: tracebacks are shown
-VERBOSE = os.environ.get("SYNTHLOOP_VERBOSE", "") not in ("", "0")
+VERBOSE = progress.verbose()
 
 T = TypeVar("T")
 
@@ -144,7 +146,7 @@ def friendly_errors() -> Iterator[None]:
     try:
         yield
     except (ConfigError, ModelNotFoundError, RunConflictError, EngineError) as exc:
-        end(EXIT_USAGE, str(exc), exc)
+        end(EXIT_USAGE, f"{exc}{_log_hint(exc)}", exc)
     except Locked as exc:
         end(EXIT_LOCKED, str(exc), exc)
     except RunAborted as exc:
@@ -164,6 +166,15 @@ def friendly_errors() -> Iterator[None]:
         where = f"; traceback in {log}" if log else ""
         _say_error(f"internal error: {type(exc).__name__}: {text}{where} (please report it; --verbose prints it)")
         sys.exit(EXIT_FAILED)
+
+
+def _log_hint(exc: BaseException) -> str:
+    """An engine's error: where its own output went (the run's log file), if it went to one."""
+    from synthloop.engines.types import EngineError
+    from synthloop.progress import last_log_path
+
+    path = last_log_path()
+    return f" (engine output: {path})" if isinstance(exc, EngineError) and path is not None else ""
 
 
 def quiet_libraries() -> None:

@@ -46,6 +46,7 @@ def generate(
     quiet_libraries()
     from synthloop import engines, synth
     from synthloop.configs import dump_yaml
+    from synthloop.progress import library_output
     from synthloop.runs.run_dir import RunDir
     from synthloop.synth.generate import check_inputs, run_identity
     from synthloop.synth.generate import generate as run_generate
@@ -67,33 +68,36 @@ def generate(
     )
     started = time.time()
     remote = replicas_for(cfg.executor, cfg.engine)
-    if remote is not None:
-        engine = None
-        console.print(f"items run on {cfg.executor.replicas} replicas on the Ray cluster ({cfg.executor.address}); "
-                      f"Ray's log: {target.path / 'ray.log'}")
-    else:
-        with console.status(f"starting the {engines.resolve_kind(cfg.engine.kind)} engine..."):
-            engine = engines.from_config(cfg.engine, log=console.print)
-        console.print(f"engine ready in {time.time() - started:.0f} s")
-    try:
-        summary = run_generate(
-            program,
-            engine=engine,
-            remote=remote,
-            run=target.path,
-            num_records=cfg.num_records,
-            sampling=sampling,
-            seed=cfg.seed,
-            concurrency=cfg.concurrency,
-            max_attempts=cfg.max_attempts,
-            resume=resume,
-            config_yaml=dump_yaml(cfg),
-            json_max_chars=cfg.engine.json_string_max_chars,
-        )
-    finally:
-        if engine is not None:
-            engine.close()
-        target.close()
+    with library_output(target.log_path) as log:
+        if log is not None:
+            console.print(f"[dim]engine and library output: {log}[/]", highlight=False)
+        if remote is not None:
+            engine = None
+            console.print(f"items run on {cfg.executor.replicas} replicas on the Ray cluster "
+                          f"({cfg.executor.address}); Ray's log: {target.path / 'ray.log'}")
+        else:
+            with console.status(f"starting the {engines.resolve_kind(cfg.engine.kind)} engine..."):
+                engine = engines.from_config(cfg.engine, log=console.print)
+            console.print(f"engine ready in {time.time() - started:.0f} s")
+        try:
+            summary = run_generate(
+                program,
+                engine=engine,
+                remote=remote,
+                run=target.path,
+                num_records=cfg.num_records,
+                sampling=sampling,
+                seed=cfg.seed,
+                concurrency=cfg.concurrency,
+                max_attempts=cfg.max_attempts,
+                resume=resume,
+                config_yaml=dump_yaml(cfg),
+                json_max_chars=cfg.engine.json_string_max_chars,
+            )
+        finally:
+            if engine is not None:
+                engine.close()
+            target.close()
     _report(summary, cfg.show_examples, time.time() - started)
     from synthloop.cli.report import after_run
     after_run(summary.path)

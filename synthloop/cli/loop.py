@@ -9,15 +9,12 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
-from synthloop.cli.common import SetOption, console, fail, quiet_libraries, quiet_training_libraries
+from synthloop.cli.common import SetOption, fail, quiet_libraries, quiet_training_libraries
 from synthloop.cli.common import out as _out
+from synthloop.progress import new_console, say
 
 # the round table is wide: when stdout is not a terminal (CI logs, pipes) do not squeeze it into 80 columns
-out = _out if _out.is_terminal else type(_out)(width=200)
-
-
-def say(message: str) -> None:
-    console.print(message, highlight=False, soft_wrap=True)
+out = _out if _out.is_terminal else new_console(width=200)
 
 
 class RunByDefault(TyperGroup):
@@ -72,6 +69,7 @@ def run(
     from synthloop.configs import dump_yaml
     from synthloop.loops.config import LoopConfig
     from synthloop.loops.controller import LoopController, loop_identity
+    from synthloop.progress import library_output
     from synthloop.runs.run_dir import RunDir
 
     cfg = load(LoopConfig, config, set_)
@@ -82,9 +80,13 @@ def run(
     say(f"[bold]{verb}[/] loop {target.path}  ·  recipe {cfg.recipe.kind}  ·  policy {cfg.engine.model}  "
                   f"·  {cfg.rounds} round(s) after the baseline")
     started = time.time()
+    # the controller checks the judges before it writes anything; engines start in run_loop, inside the redirection
     controller = LoopController(cfg, target.path, resume=resume, config_yaml=dump_yaml(cfg),
                                 log=lambda m: say(f"[dim]{time.strftime('%H:%M:%S')}[/] {m}"))
-    summary = controller.run_loop()
+    with library_output(controller.run.log_path) as log:
+        if log is not None:
+            say(f"[dim]engine and library output: {log}[/]")
+        summary = controller.run_loop()
     _report(controller.run.path, controller.state, summary, time.time() - started)
     from synthloop.cli.report import after_run
     after_run(controller.run.path)
@@ -102,7 +104,7 @@ def status(run_path: Annotated[Path, typer.Argument(help="A loop run directory, 
         fail(f"{run_path}: not a loop run directory (no state.json)")
     state = LoopState.load(run.path / "state.json")
     manifest = run.manifest()
-    out.print(round_table(state, title=f"{run.path}  ·  {manifest.get('status', '?')}"))
+    out.print(round_table(state, title=f"{run.path}  ·  {manifest.get('status', '?')}", width=out.width))
     if state.done_rounds():
         out.print(f"plot: {plot_rounds(state, run.path / 'rounds.png', metric=_stop_metric(run.path))}")
 
@@ -119,13 +121,18 @@ def _stop_metric(path: Path) -> str:
 def _report(path: Path, state, summary: dict, wall: float) -> None:
     from synthloop.loops.report import round_table
 
-    out.print(round_table(state, title=f"loop {path}  ·  {summary['status']}"))
+    out.print(round_table(state, title=f"loop {path}  ·  {summary['status']}", width=out.width))
     if summary.get("stop_reason"):
         say(f"stopped: {summary['stop_reason']}")
     base, final = summary.get("baseline_accuracy"), summary.get("final_accuracy")
     if base is not None and final is not None:
-        say(f"held-out accuracy: baseline {base:.1%} -> final {final:.1%} ({(final - base) * 100:+.1f} "
-                      f"points) · best round {summary.get('best_round')}")
+        def ci(key: str) -> str:
+            low_high = summary.get(f"{key}_ci95")
+            return f" [{low_high[0] * 100:.1f}, {low_high[1] * 100:.1f}]" if low_high else ""
+
+        say(f"held-out accuracy: baseline {base:.1%}{ci('baseline_accuracy')} -> final {final:.1%}"
+            f"{ci('final_accuracy')}: {(final - base) * 100:+.1f} points [95% intervals] · best round "
+            f"{summary.get('best_round')}")
     say(f"wall time {wall:.0f} s · peak memory {summary.get('peak_rss_gib') or 0:.2f} GiB (process tree)")
     say(f"plot:        {path / 'rounds.png'}")
     say(f"summary:     {path / 'summary.json'}")

@@ -100,15 +100,17 @@ def run(
 
 def _once(cfg, config: Path, directory: Path, resume: str) -> None:
     from synthloop.configs import dump_yaml
+    from synthloop.progress import library_output
     from synthloop.runs.lock import EXIT_LOCKED, Locked
     from synthloop.schedule.inbox import InboxError
     from synthloop.schedule.tick import run_tick, tick_summary
 
     quiet_libraries()
     try:
-        record = run_tick(cfg, directory, resume=resume, config_yaml=dump_yaml(cfg),  # type: ignore[arg-type]
-                          log=lambda m: say(f"[dim]{time.strftime('%H:%M:%S')}[/] {m}"),
-                          progress=console.is_terminal, on_start=quiet_training_libraries)
+        with library_output(directory / "log.txt"):  # engine and library output; the console keeps our lines
+            record = run_tick(cfg, directory, resume=resume, config_yaml=dump_yaml(cfg),  # type: ignore[arg-type]
+                              log=lambda m: say(f"[dim]{time.strftime('%H:%M:%S')}[/] {m}"),
+                              progress=console.is_terminal, on_start=quiet_training_libraries)
     except Locked as exc:
         say(f"skipped: {exc}")
         raise typer.Exit(EXIT_LOCKED) from None

@@ -24,6 +24,12 @@ from synthloop.engines.config import EngineConfig
 from synthloop.engines.types import ChatRequest, ChatResult, ScoreRequest, ScoreResult
 
 
+def _short(model: str) -> str:
+    """A checkpoint path without its directories above the run (`round-001/train-sft/model`)."""
+    parts = model.split("/")
+    return "/".join(parts[-3:]) if len(parts) > 3 else model
+
+
 def _key(config: EngineConfig) -> str:
     return config.model_dump_json()
 
@@ -50,14 +56,15 @@ class EnginePool:
             return running[0]
         if self.exclusive:
             self.close()
-        from synthloop import engines
+        from synthloop import engines, progress
 
-        started = time.time()
-        self.log(f"starting the {engines.resolve_kind(config.kind)} engine on {config.model} ({role}) ...")
+        started, kind = time.time(), engines.resolve_kind(config.kind)
+        progress.status(f"starting the {kind} engine ({role}: {_short(config.model)})")  # shown while it starts
         start = self._start or engines.from_config
         engine = start(config, log=self._log)
         self._running[key] = (engine, [role])
-        self.log(f"engine ready in {time.time() - started:.0f} s")
+        if not progress.aside(f"{kind} engine start {time.time() - started:.0f} s"):  # in the stage's line, or:
+            self.log(f"{kind} engine ready in {time.time() - started:.0f} s ({role}: {_short(config.model)})")
         return engine
 
     def handle(self, role: str, config: EngineConfig) -> EngineHandle:

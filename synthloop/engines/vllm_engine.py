@@ -19,6 +19,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import gc
+import logging
 import uuid
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,12 @@ class VLLMEngine(Engine):
         try:
             with self._procs.track():
                 self._llm = self._loop.call(self._build(AsyncEngineArgs(**args)))
-        except Exception:
+        except Exception as exc:  # one line for the user; the traceback goes where library output goes (log.txt)
             self._loop.stop()
-            raise
+            logging.getLogger(__name__).error("vLLM could not start on %s", self.path, exc_info=exc)
+            reason = " ".join(str(exc).split())[:300]
+            raise EngineError(f"vLLM could not start on {self.path}: {type(exc).__name__}: {reason}",
+                              transient=False) from exc
         self._closed = False
 
     @staticmethod

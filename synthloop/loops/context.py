@@ -61,13 +61,9 @@ class RoundContext:
             self.log_fn(message)
 
     @contextlib.contextmanager
-    def bar(self, label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-        from synthloop.progress import make_progress
+    def bar(self, label: str, total: int | None, unit: str = "records") -> Iterator[Callable[[int], None]]:
+        """A progress bar of the stage (a row of its live display): yields `advance(n=1)`."""
+        from synthloop.progress import bar
 
-        if not self.progress:
-            yield lambda n=1: None
-            return
-        progress = make_progress(transient=True)
-        with progress:
-            task = progress.add_task(label, total=total, detail="")
-            yield lambda n=1: progress.advance(task, n)
+        with bar(label, total, unit=unit, enabled=self.progress) as b:
+            yield b.advance

@@ -26,6 +26,7 @@ from typing import Any
 
 import psutil
 
+from synthloop import progress
 from synthloop.configs import output_view
 from synthloop.engines.pool import EnginePool
 from synthloop.judges.panel import Panel
@@ -65,6 +66,7 @@ class LoopController:
         self.run.lock()  # one writer while the loop runs (held since __init__; taken again for a second call)
         self.meter.start()
         self._load_start = os.getloadavg()
+        self._started = time.time()
         status, reason = "completed", None
         try:
             for r in range(self.config.rounds + 1):
@@ -107,12 +109,17 @@ class LoopController:
                 continue
             if stage.frees_engine:
                 self.engines.close()
-            self.log(f"round {r} · {stage.name} ({i + 1}/{len(stages)})")
+            label = f"round {r} · {stage.name}"
+            progress.note(f"{label} ({i + 1}/{len(stages)})")
             self.run.update_manifest(status="running", round=r, stage=stage.name)
             self.meter.reset()
             started = time.time()
-            outputs = stage.run(ctx)
-            record.stages[stage.name] = StageRecord(outputs=outputs, seconds=round(time.time() - started, 2),
+            with progress.stage(label, enabled=self.progress) as shown:
+                outputs = stage.run(ctx)
+            seconds = time.time() - started
+            if shown.summary():  # a stage with bars says what it did in one line; the others are quick
+                self.log(f"{label}  {shown.summary()} · {seconds:.0f} s")
+            record.stages[stage.name] = StageRecord(outputs=outputs, seconds=round(seconds, 2),
                                                     peak_rss_gib=round(self.meter.peak_gib, 3),
                                                     finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
             self.state.checkpoints.update(ctx.pending)
@@ -124,8 +131,7 @@ class LoopController:
         record.status = "done"
         self.state.save(self.state_path)
         atomic_write(ctx.dir / "metrics.json", _dumps(record.metrics))
-        self.log(f"round {r} done: " + ", ".join(
-            f"{k} {v}" for k, v in record.metrics.items() if k in ("eval_accuracy", "sample_accuracy", "seconds")))
+        self.log(round_line(record.metrics))
 
     def _start_checkpoints(self, r: int) -> dict[str, str]:
         if r == 0 or not self.state.checkpoints:
@@ -142,6 +148,10 @@ class LoopController:
 
         summary = summarize(self.run.path, self.state, self.config, status=status, stop_reason=reason)
         # figures measured on a shared machine are only as good as its load: record it beside them
+        started = getattr(self, "_started", None)
+        if started is not None:  # this session: from run_loop's start, and before it since the process started
+            summary["wall_seconds"] = round(time.time() - started, 1)
+            summary["startup_seconds"] = round(started - psutil.Process().create_time(), 1)
         summary["machine"] = {"cpus": os.cpu_count(), "load_average_at_start": getattr(self, "_load_start", None),
                               "load_average_at_end": os.getloadavg()}
         atomic_write(self.run.path / "summary.json", _dumps(summary))
@@ -164,6 +174,18 @@ def _dumps(data: Any) -> str:
 def loop_identity(config: LoopConfig) -> dict[str, Any]:
     """What determines a loop's outputs (RUNTIME fields left out); a changed identity refuses the directory."""
     return {"kind": "loop", "config": output_view(config)}
+
+
+def round_line(metrics: dict[str, Any]) -> str:
+    """`round 1 done in 312 s: held-out accuracy 48.5% (95% CI 41.7-55.4%) · samples accepted 11.6%`."""
+    parts = []
+    if metrics.get("eval_accuracy") is not None:
+        ci = metrics.get("eval_accuracy_ci95")
+        parts.append(f"held-out accuracy {metrics['eval_accuracy']:.1%}"
+                     + (f" (95% CI {ci[0]:.1%}-{ci[1]:.1%})" if ci else ""))
+    if metrics.get("sample_accuracy") is not None:
+        parts.append(f"samples accepted {metrics['sample_accuracy']:.1%}")
+    return f"round {metrics['round']} done in {metrics['seconds']:.0f} s" + (f": {' · '.join(parts)}" if parts else "")
 
 
 def round_metrics(record: RoundRecord, order: list[str], checkpoints: dict[str, str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from synthloop.loops.state import LoopState
 COLUMNS = [
     ("label", "round", "{}"),
     ("eval_accuracy", "held-out acc", "{:.1%}"),
+    ("eval_accuracy_ci95", "95% CI", "{0[0]:.0%}-{0[1]:.0%}"),  # the Wilson interval of the held-out accuracy
     ("eval_tokens", "eval len", "{:.0f}"),
     ("eval_sl", "S_l", "{:.1f}"),                        # self_lengthen: LongWriter's length score (0-100)
     ("eval_words", "eval words", "{:.0f}"),
@@ -48,6 +49,17 @@ COLUMNS = [
 ]
 
 
+def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> list[float] | None:
+    """The Wilson score interval [low, high] of an accuracy of `correct` out of `n` (None for n = 0): where the
+    accuracy on every such task lies, given this sample of `n` tasks (scipy's binomtest)."""
+    if n <= 0:
+        return None
+    from scipy.stats import binomtest
+
+    ci = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return [round(float(ci.low), 4), round(float(ci.high), 4)]
+
+
 def summarize(run_path: Path, state: LoopState, config=None, *, status: str = "completed",
               stop_reason: str | None = None) -> dict[str, Any]:
     rounds = [r.metrics for r in state.done_rounds()]
@@ -61,7 +73,9 @@ def summarize(run_path: Path, state: LoopState, config=None, *, status: str = "c
         "stop_reason": stop_reason,
         "metric": metric,
         "baseline_accuracy": rounds[0].get("eval_accuracy") if rounds else None,
+        "baseline_accuracy_ci95": rounds[0].get("eval_accuracy_ci95") if rounds else None,
         "final_accuracy": rounds[-1].get("eval_accuracy") if rounds else None,
+        "final_accuracy_ci95": rounds[-1].get("eval_accuracy_ci95") if rounds else None,
         "best_round": best[0],
         "best_value": best[1],
         "rounds_done": len(rounds) - 1 if rounds else 0,
@@ -82,26 +96,41 @@ def table_columns(rounds: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     return columns
 
 
-def round_table(state: LoopState, title: str = ""):
+#: columns a narrow terminal drops first (they stay in summary.json and the HTML report), in this order
+SPARE = ["rss_main_gib", "peak_rss_gib", "sample_tokens", "eval_tokens", "sample_pass_at_n", "seconds"]
+
+
+def round_table(state: LoopState, title: str = "", width: int | None = None):
+    """The rounds as a rich table; with `width` (the terminal's), the SPARE columns are dropped until it fits."""
     from rich.table import Table
 
     rounds = [r.metrics for r in state.done_rounds()]
     columns = table_columns(rounds)
+    rows = [[str(m["round"])] + ["" if m.get(key) is None else fmt.format(m[key]) for key, _, fmt in columns]
+            for m in rounds]
+    spare = [key for key in SPARE if key in [c[0] for c in columns]]
+    while width is not None and spare and _natural_width(columns, rows) > width:
+        drop = [c[0] for c in columns].index(spare.pop(0)) + 1
+        columns.pop(drop - 1)
+        rows = [row[:drop] + row[drop + 1:] for row in rows]
     table = Table(title=title or None)
     table.add_column("#", justify="right")
     for _, header, _ in columns:
         table.add_column(header, justify="right")
-    for m in rounds:
-        cells = []
-        for key, _, fmt in columns:
-            value = m.get(key)
-            cells.append("" if value is None else fmt.format(value))
-        table.add_row(str(m["round"]), *cells)
+    for row in rows:
+        table.add_row(*row)
     running = [r for r in state.rounds if r.status != "done"]
     for r in running:
         table.add_row(str(r.round), r.label or "", f"running ({', '.join(r.stages) or 'started'})",
                       *[""] * (len(columns) - 2))
     return table
+
+
+def _natural_width(columns: list[tuple[str, str, str]], rows: list[list[str]]) -> int:
+    """Characters the table takes unsqueezed: each column's widest cell or header, plus borders and padding."""
+    headers = ["#"] + [header for _, header, _ in columns]
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    return sum(widths) + 3 * len(widths) + 1
 
 
 def plot_rounds(state: LoopState, out: Path, *, metric: str = "eval_accuracy") -> Path:

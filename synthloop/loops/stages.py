@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 from synthloop.engines.base import Engine
 from synthloop.engines.types import Sampling
 from synthloop.loops.context import RoundContext
+from synthloop.loops.report import accuracy_interval
 from synthloop.runs.jsonl import read_jsonl, write_jsonl
 from synthloop.runs.run_dir import RunDir, RunIncomplete
 from synthloop.text import normal_form
@@ -193,13 +194,15 @@ class EvaluateStage(Stage):
         out = sample_chat(ctx, rows, ctx.dir / self.out, ctx.config.eval, seed=ctx.seed("eval"))
         records = RunDir(ctx.dir / self.out).iter_records()
         judged = ctx.dir / f"{self.out}-judged"
-        with ctx.bar(f"judge {self.out}", len(rows)) as advance:
+        with ctx.bar("judged", len(rows), unit="") as advance:
             for _ in judge_records(records, ctx.panel, judged, on_progress=advance):
                 pass
         stats = sample_stats(iter_judged(judged))
         p = self.prefix
         return {**out, **stats, "judged": str(judged), "metrics": {
-            f"{p}_accuracy": stats["accuracy"], f"{p}_score": stats["score"], f"{p}_tokens": stats["tokens"],
+            f"{p}_accuracy": stats["accuracy"],
+            f"{p}_accuracy_ci95": accuracy_interval(stats["accepted"], stats["samples"]),
+            f"{p}_score": stats["score"], f"{p}_tokens": stats["tokens"],
             f"{p}_truncated": stats["truncated"], f"{p}_tasks": stats["tasks"], f"{p}_failed": out["failed"]}}
 
 

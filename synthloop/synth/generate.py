@@ -34,7 +34,7 @@ import dspy
 
 from synthloop.engines.base import Engine
 from synthloop.engines.types import Sampling
-from synthloop.progress import RateMeter, console, make_progress
+from synthloop.progress import RateMeter, bar
 from synthloop.runs.cache import CachedEngine, RequestCache
 from synthloop.runs.fingerprint import engine_identity
 from synthloop.runs.jsonl import AppendLog, next_part
@@ -178,6 +178,15 @@ def _execute(runner: _Runner, engine: Engine) -> RunSummary:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _length(inputs: Iterable[dict[str, Any]] | None, limit: int | None) -> int | None:
+    """How many items the run has, when the caller's inputs know their length."""
+    try:
+        n = len(inputs)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+    return min(n, limit) if limit is not None else n
+
+
 class _Runner:
     def __init__(self, program, engine, rundir, inputs, num_records, sampling, seed, concurrency, max_attempts,
                  max_items, json_max_chars, progress, adapter=None, check_inputs=True):
@@ -288,6 +297,11 @@ class _Runner:
                                      f"{error['reason']}")
         self.done.add(item)
 
+    def _detail(self, meter: RateMeter) -> str:
+        s = self.summary
+        parts = [f"{n} {what}" for n, what in ((s.filtered, "filtered"), (s.failed, "failed")) if n]
+        return " · ".join([*parts, f"{meter.rate(self.engine.output_tokens):.0f} tok/s"])
+
     def _counts(self) -> dict[str, Any]:
         s = self.summary
         counts = {"kept": s.kept, "filtered": s.filtered, "failed": s.failed, "target": self.num_records,
@@ -316,7 +330,7 @@ class _Runner:
             if wake[0] is not None and not wake[0].done():
                 wake[0].set_result(None)
 
-        meter, last_manifest, last_print, last_update = RateMeter(), 0.0, time.monotonic(), 0.0
+        meter, last_manifest, last_update = RateMeter(), 0.0, 0.0
         status = "completed"
         loop = self.loop = asyncio.get_running_loop()
         stop = asyncio.Event()
@@ -337,11 +351,13 @@ class _Runner:
         inner = self.engine.inner
         inner.on_retry = self._engine_retry
         total = self.num_records
-        progress = make_progress()
-        task = progress.add_task(self.program.name, total=total, completed=self.summary.kept, detail="")
+        # the display's total: the records wanted, else the caller's items when it knows how many (a loop's tasks)
+        shown = total if total is not None else _length(self.inputs, self.max_items)
         exhausted = False
         try:
-            with progress:
+            with bar(self.program.name, shown, unit="records" if total is not None else "items",
+                     completed=self.summary.kept if total is not None else len(self.done),
+                     enabled=self.show_progress) as progress:
                 while True:
                     while not exhausted and not stop.is_set() and not self._target_reached() \
                             and len(pending) < self.concurrency:
@@ -373,15 +389,13 @@ class _Runner:
                     now = time.monotonic()
                     if now - last_update > 0.25:
                         last_update = now
-                        tok_s = meter.rate(self.engine.output_tokens)
-                        detail = f"{self.summary.filtered} filtered · {self.summary.failed} failed · {tok_s:.0f} tok/s"
-                        progress.update(task, completed=self.summary.kept if total else len(self.done), detail=detail)
+                        progress.update(completed=self.summary.kept if total is not None else len(self.done),
+                                        detail=self._detail(meter))
                         if now - last_manifest > 2:
                             self.rundir.update_manifest(counts=self._counts(), status="running")
                             last_manifest = now
-                        if progress.disable and now - last_print > 15:  # no terminal: a log line now and then
-                            console.print(f"[{self.program.name}] {self.summary.kept}/{total or '?'} kept · {detail}")
-                            last_print = now
+                progress.update(completed=self.summary.kept if total is not None else len(self.done),
+                                detail=self._detail(meter))
         except (KeyboardInterrupt, asyncio.CancelledError):
             status = "interrupted"
             raise
@@ -451,12 +465,13 @@ class _Runner:
                 AppendLog(self.rundir.errors_path))
         self.errors_log = logs[2]
         total, status = self.num_records, "completed"
-        meter, last_manifest, last_print = RateMeter(), 0.0, time.monotonic()
-        progress = make_progress()
-        task = progress.add_task(self.program.name, total=total, completed=self.summary.kept, detail="")
+        meter, last_manifest = RateMeter(), 0.0
+        shown = total if total is not None else _length(self.inputs, self.max_items)
         batches = remote.results(pending, spec)
         try:
-            with progress:
+            with bar(self.program.name, shown, unit="records" if total is not None else "items",
+                     completed=self.summary.kept if total is not None else len(self.done),
+                     enabled=self.show_progress) as progress:
                 for batch in batches:
                     for row in batch.retry_errors:
                         self._log_error(row)
@@ -466,16 +481,12 @@ class _Runner:
                             break  # more than needed came back: the rest stay in the replicas' request caches
                         if result[0] not in self.done:  # a retried batch never writes an item twice
                             self._handle(*result, logs)
-                    detail = (f"{self.summary.filtered} filtered · {self.summary.failed} failed · "
-                              f"{meter.rate(self.engine.output_tokens):.0f} tok/s")
-                    progress.update(task, completed=self.summary.kept if total else len(self.done), detail=detail)
+                    progress.update(completed=self.summary.kept if total is not None else len(self.done),
+                                    detail=self._detail(meter))
                     now = time.monotonic()
                     if now - last_manifest > 2:
                         self.rundir.update_manifest(counts=self._counts(), status="running")
                         last_manifest = now
-                    if progress.disable and now - last_print > 15:  # no terminal: a log line now and then
-                        console.print(f"[{self.program.name}] {self.summary.kept}/{total or '?'} kept · {detail}")
-                        last_print = now
                     if self.stop_remote.is_set():
                         status = "interrupted"
                         break

@@ -16,10 +16,12 @@ is complete once its trainer_state.json, written last, exists).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -120,7 +122,7 @@ def trl_args(settings: TrainCommon, out: Path, precision: str) -> dict[str, Any]
         logging_steps=settings.logging_steps,
         save_strategy="no",  # checkpoints are time-based (CheckpointAndLog), see checkpoint_every_minutes
         save_total_limit=1,
-        report_to="none",
+        report_to=[r for r in settings.report_to if r != "none"] or "none",
         disable_tqdm=True,  # our own progress bar
         # several processes (launcher: accelerate): every parameter of a causal LM gets a gradient, so DDP need not
         # search for unused ones (an extra pass over the graph every step)
@@ -192,18 +194,15 @@ def _callback_class():
             self.label = label
             self.last_save = time.monotonic()
             self.show_progress = show_progress
+            self.bar = contextlib.ExitStack()
             self.progress = None
-            self.task = None
             self.last: dict[str, float] = {}
 
         def on_train_begin(self, args, state, control, **kwargs):
-            if self.show_progress:
-                from synthloop.progress import make_progress
+            from synthloop.progress import bar
 
-                self.progress = make_progress()
-                self.progress.start()
-                self.task = self.progress.add_task(self.label, total=state.max_steps, completed=state.global_step,
-                                                   detail="")
+            self.progress = self.bar.enter_context(bar(self.label, state.max_steps, unit="steps",
+                                                       completed=state.global_step, enabled=self.show_progress))
 
         def on_step_end(self, args, state, control, **kwargs):
             due = time.monotonic() - self.last_save >= self.every_s and state.global_step < state.max_steps
@@ -214,8 +213,8 @@ def _callback_class():
             if due:
                 control.should_save = True
             if self.progress is not None:
-                detail = " · ".join(f"{k} {v:.4g}" for k, v in self.last.items())
-                self.progress.update(self.task, completed=state.global_step, detail=detail)
+                detail = " · ".join(f"{k} {v:.3g}" for k, v in self.last.items())
+                self.progress.update(completed=state.global_step, detail=detail)
 
         def on_save(self, args, state, control, **kwargs):
             self.last_save = time.monotonic()
@@ -234,9 +233,8 @@ def _callback_class():
             self.close()
 
         def close(self):
-            if self.progress is not None:
-                self.progress.stop()
-                self.progress = None
+            self.progress = None
+            self.bar.close()
             self.log.close()
 
     return CheckpointAndLog
@@ -316,8 +314,9 @@ def run_training(
     meter = PeakRSS().start()
     policy, tokenizer = load_policy(model, precision)
     callback = _callback_class()(out / "log.jsonl", settings.checkpoint_every_minutes * 60, method, progress and main)
-    trainer = build_trainer(policy, tokenizer, trl_args(settings, out, precision), peft_config(settings.lora),
-                            [callback], dataset)
+    with _env("TENSORBOARD_LOGGING_DIR", str(out / "tensorboard")):  # read when the trainer builds its callback
+        trainer = build_trainer(policy, tokenizer, trl_args(settings, out, precision), peft_config(settings.lora),
+                                [callback], dataset)
     from transformers import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # it prints every log dict; ours writes log.jsonl and a bar
@@ -354,6 +353,20 @@ def run_training(
     del trainer, policy, output
     release_memory()
     return result
+
+
+@contextlib.contextmanager
+def _env(key: str, value: str) -> Iterator[None]:
+    """`key=value` in the environment for the duration (transformers' TensorBoard callback is configured so)."""
+    before = os.environ.get(key)
+    os.environ[key] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = before
 
 
 def _save_final(trainer, tokenizer, out: Path, lora: LoraSettings | None, main: bool = True) -> Path:

@@ -73,6 +73,13 @@ class TrainCommon(Config):
         json_schema_extra=RUNTIME,
     )
     logging_steps: int = Field(1, ge=1, description="Log metrics every this many steps.", json_schema_extra=RUNTIME)
+    report_to: list[str] = Field(
+        default_factory=lambda: ["tensorboard"],
+        description="Where the trainer also reports its metrics (transformers integrations): tensorboard writes "
+        "event files into <step>/tensorboard (offline; view with `tensorboard --logdir runs/`); [] for none; "
+        "wandb, mlflow, ... if installed. log.jsonl is written in every case.",
+        json_schema_extra=RUNTIME,
+    )
     trl: dict[str, Any] = Field(
         default_factory=dict, description="Extra TRL config fields passed as-is (SFTConfig/DPOConfig/GRPOConfig)."
     )
