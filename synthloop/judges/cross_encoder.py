@@ -65,9 +65,7 @@ class CrossEncoderRewardModel(ScalarRewardJudge):
         path.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(path / "model")
         self.tokenizer.save_pretrained(path / "model")
-        (path / "config.json").write_text(json.dumps({"kind": "reward_model", **self.config.model_dump(mode="json")},
-                                                     indent=2))
-        (path / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
+        self.write_metadata(path)
         self.path = path
         return path
 

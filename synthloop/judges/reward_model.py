@@ -105,9 +105,7 @@ class RewardModel(ScalarRewardJudge):
         self.net.encoder.save_pretrained(path / "encoder")
         self.tokenizer.save_pretrained(path / "encoder")
         torch.save(self.net.head.state_dict(), path / "head.pt")
-        (path / "config.json").write_text(json.dumps({"kind": "reward_model", **self.config.model_dump(mode="json")},
-                                                     indent=2))
-        (path / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
+        self.write_metadata(path)
         self.path = path
         return path
 

@@ -3,8 +3,10 @@ reward-function form. The bi-encoder (reward_model.py) and the TRL cross-encoder
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
@@ -64,6 +66,8 @@ class ScalarRewardJudge(Judge):
 
     name = "reward_model"
     scale = (-10.0, 10.0)  # a Bradley-Terry logit: P(a beats b) = sigmoid(score_a - score_b)
+    config: RewardModelConfig  # set by each architecture
+    metrics: dict[str, Any]
 
     def rewards(self, prompts: Sequence[Any], responses: Sequence[Any]) -> list[float]:
         raise NotImplementedError
@@ -87,6 +91,12 @@ class ScalarRewardJudge(Judge):
             return float("nan")
         prefs = self.compare([PairItem(prompt=p.prompt, a=p.chosen, b=p.rejected) for p in pairs])
         return sum(1.0 if p.winner == "a" else 0.5 if p.winner == "tie" else 0.0 for p in prefs) / len(prefs)
+
+    def write_metadata(self, path: Path) -> None:
+        """config.json (which kind and architecture of reward model, its settings) and metrics.json of an artifact."""
+        (path / "config.json").write_text(json.dumps({"kind": "reward_model", **self.config.model_dump(mode="json")},
+                                                     indent=2))
+        (path / "metrics.json").write_text(json.dumps(self.metrics, indent=2))
 
     def as_reward_function(self) -> RewardFunction:
         """A TRL reward function: `reward_funcs=[rm.as_reward_function()]` in GRPOTrainer (and RLOO)."""

@@ -413,17 +413,7 @@ class _Runner:
                 t.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
-            self.errors_log = None
-            for log in logs:
-                log.close()
-            self.summary.seconds = time.time() - started
-            self.summary.output_tokens = self.engine.output_tokens
-            self.summary.prompt_tokens = self.engine.prompt_tokens
-            self.summary.cache_hits = self.engine.hits
-            status = self._final_status(status, total)
-            self.summary.status = status
-            self.rundir.update_manifest(status=status, counts=self._counts(),
-                                        seconds=round(self.summary.seconds, 2), concurrency=self.concurrency)
+            self._finish(status, started, logs, concurrency=self.concurrency)
             self.cache.close()
         return self.summary
 
@@ -432,6 +422,18 @@ class _Runner:
             self._check_unchanged(item, inputs)
             return True
         return False
+
+    def _finish(self, status: str, started: float, logs, **manifest: Any) -> None:
+        """The end of a run, however it ended: logs closed, totals and the final status in the summary and manifest."""
+        self.errors_log = None
+        for log in logs:
+            log.close()
+        s = self.summary
+        s.seconds = time.time() - started
+        s.output_tokens, s.prompt_tokens, s.cache_hits = self.engine.output_tokens, self.engine.prompt_tokens, \
+            self.engine.hits
+        s.status = self._final_status(status, self.num_records)
+        self.rundir.update_manifest(status=s.status, counts=self._counts(), seconds=round(s.seconds, 2), **manifest)
 
     def _final_status(self, status: str, total: int | None) -> str:
         """A run that ended normally is "completed", "incomplete" (fewer records than its target) or "failed"
@@ -505,14 +507,5 @@ class _Runner:
                 close()  # ends the remote work still in flight
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
-            self.errors_log = None
-            for log in logs:
-                log.close()
-            self.summary.seconds = time.time() - started
-            self.summary.output_tokens = self.engine.output_tokens
-            self.summary.prompt_tokens = self.engine.prompt_tokens
-            self.summary.cache_hits = self.engine.hits
-            status = self._final_status(status, total)
-            self.summary.status = status
-            self.rundir.update_manifest(status=status, counts=self._counts(), seconds=round(self.summary.seconds, 2))
+            self._finish(status, started, logs)
         return self.summary
