@@ -29,7 +29,8 @@ def run_main(args: list[str], env: dict[str, str] | None = None) -> Result:
     from synthloop.cli import common, main
 
     out, err = io.StringIO(), io.StringIO()
-    saved = {k: os.environ.get(k) for k in env or {}}
+    # `--verbose` sets SYNTHLOOP_VERBOSE for child processes: restored too, or every later command would be verbose
+    saved = {k: os.environ.get(k) for k in {*(env or {}), "SYNTHLOOP_VERBOSE"}}
     os.environ.update(env or {})
     verbose = common.VERBOSE
     try:

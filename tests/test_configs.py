@@ -82,3 +82,10 @@ def test_output_hash_ignores_runtime_fields(tmp_path):
     b = load_config(GenerateConfig, _cfg(tmp_path), ["concurrency=3", "num_records=999", "engine.batch_size=2"])
     c = load_config(GenerateConfig, _cfg(tmp_path), ["sampling.temperature=0.1"])
     assert a.output_hash() == b.output_hash() != c.output_hash()
+
+
+def test_an_unknown_option_is_a_usage_error_not_an_internal_one():
+    """Typer vendors click: its usage errors must still end as click's message and exit 2."""
+    result = run_cli("loop", "status", "runs/x", "--set", "rounds=2")
+    assert result.returncode == 2, result.stderr
+    assert "No such option: --set" in result.stderr and "internal error" not in result.stderr

@@ -11,7 +11,6 @@ import os
 import sys
 from typing import Annotated
 
-import click
 import typer
 
 from synthloop.cli import common, generate, judge, loop, models, runs, serve, skills
@@ -63,8 +62,11 @@ def main(args: list[str] | None = None) -> None:
     with friendly_errors():
         try:  # not standalone: errors (and Ctrl-C, see CommandGroup) come here, to friendly_errors
             code = app(args=args, standalone_mode=False)
-        except click.ClickException as exc:  # usage errors: click's own message and code (2)
-            exc.show()
+        except typer.TyperException as exc:  # usage errors: click's own message and code (2); typer >= 0.25 vendors
+            show = getattr(exc, "show", None)  # click, so its exceptions derive from TyperException, not click's
+            if show is None:
+                raise
+            show()
             code = exc.exit_code
     sys.exit(code if isinstance(code, int) else 0)
 
