@@ -1,7 +1,8 @@
 """The README's runnable blocks (a fenced block right after `<!-- runnable -->`) run as printed, on the tiny model:
-every `synthloop` command line through the real CLI, in order (a later line reads what an earlier one wrote), every
-Python block with `exec`. Only what makes them small and local changes: the engine (the tiny random model through
-transformers instead of SmolLM2 on vLLM), record and task counts, and run directories under the test's temp dir."""
+every `synthloop` command line through the real CLI (`synthloop.cli.main`, in this interpreter), in order (a later
+line reads what an earlier one wrote), every Python block with `exec`. Only what makes them small and local
+changes: the engine (the tiny random model through transformers instead of SmolLM2 on vLLM), record and task
+counts, and run directories under the test's temp dir."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import re
 import shlex
 
 import pytest
-from helpers import ROOT, run_cli
+from cli_driver import run_main
+from helpers import ROOT
 
 BLOCK = re.compile(r"<!-- runnable -->\s*\n```(bash|python)\n(.*?)```", re.S)
 TINY = ["--set", "engine.kind=transformers", "--set", "engine.model=tiny-random-chat"]
@@ -48,7 +50,8 @@ def test_the_readme_has_runnable_blocks():
     assert set(commands()) == {line for line in shown if line.startswith("synthloop ")}
 
 
-def test_the_shell_blocks_run(tmp_path):
+def test_the_shell_blocks_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
     ran = []
     for line in commands():
         args = shlex.split(local(line, tmp_path))[1:]
@@ -59,8 +62,8 @@ def test_the_shell_blocks_run(tmp_path):
             args += TINY + SMALL.get(args[0], [])
         if runs_a_config and args[0] == "loop":
             args += ["--set", f"summary_json={tmp_path}/summary.json"]
-        result = run_cli(*args, cwd=ROOT)
-        assert result.returncode == 0, f"{line}\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+        result = run_main(args)
+        assert result.code == 0, f"{line}\n{result.out[-2000:]}\n{result.err[-3000:]}"
         ran.append(args[0])
     assert {"generate", "filter", "runs", "report", "loop", "schedule"} <= set(ran)
     assert (tmp_path / "exports" / "self_instruct").is_dir()

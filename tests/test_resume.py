@@ -7,6 +7,7 @@ import signal
 import time
 from collections import Counter
 
+from cli_driver import run_main
 from helpers import popen_cli, run_cli, tiny_generate_config, write_config
 
 from synthloop.runs.cache import RequestCache
@@ -53,26 +54,26 @@ def test_sigkill_mid_run_then_resume_keeps_every_record_once(tmp_path):
 def test_changed_config_is_refused_unless_asked(tmp_path):
     data = tiny_generate_config(tmp_path / "runs", num_records=3)
     config = write_config(tmp_path / "gen.yaml", data)
-    assert run_cli("generate", str(config)).returncode == 0
+    assert run_main(["generate", str(config)]).code == 0
 
     # a runtime-only change (more records, other concurrency) continues the same run
-    more = run_cli("generate", str(config), "--set", "num_records=5", "--set", "concurrency=2")
-    assert more.returncode == 0, more.stderr
+    more = run_main(["generate", str(config), "--set", "num_records=5", "--set", "concurrency=2"])
+    assert more.code == 0, more.err
     assert len(_records(RunDir(tmp_path / "runs" / "gen"))) == 5
 
-    changed = run_cli("generate", str(config), "--set", "sampling.temperature=0.3")
-    assert changed.returncode == 2
-    lines = [line for line in changed.stderr.splitlines() if line.strip()]
+    changed = run_main(["generate", str(config), "--set", "sampling.temperature=0.3"])
+    assert changed.code == 2
+    lines = [line for line in changed.err.splitlines() if line.strip()]
     assert len(lines) == 1 and "was made by a different config (changed: sampling.temperature)" in lines[0]
 
-    fresh = run_cli("generate", str(config), "--set", "sampling.temperature=0.3", "--resume", "never")
-    assert fresh.returncode == 0, fresh.stderr
+    fresh = run_main(["generate", str(config), "--set", "sampling.temperature=0.3", "--resume", "never"])
+    assert fresh.code == 0, fresh.err
     assert RunDir(tmp_path / "runs" / "gen-2").exists()
 
-    forced = run_cli(
-        "generate", str(config), "--set", "sampling.temperature=0.3", "--set", "num_records=6", "--resume", "always"
+    forced = run_main(
+        ["generate", str(config), "--set", "sampling.temperature=0.3", "--set", "num_records=6", "--resume", "always"]
     )
-    assert forced.returncode == 0, forced.stderr
+    assert forced.code == 0, forced.err
     assert len(_records(RunDir(tmp_path / "runs" / "gen"))) == 6
 
 
