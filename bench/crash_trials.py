@@ -4,8 +4,13 @@ the DSPy program), rerun each time with the same command, then compared with one
     flock /tmp/synthloop-heavy.lock python bench/crash_trials.py        # 20 trials (BENCH_TRIALS, BENCH_ITEMS)
 
 Each trial starts a fresh run directory and launches `synthloop generate CONFIG` as a new user would; every launch
-but the last is SIGKILLed after a random delay (uniform between 0.1 s and the reference run's wall time), between 1
-and 6 kills per trial; the last launch runs to the end. The program is `similar_problems` (a DSPy program: one
+but the last is SIGKILLed at a random moment, between 1 and 6 kills per trial; the last launch runs to the end. A
+third of the kills land during start-up (uniform between 0.1 s and the time the reference launch took to write its
+first record); the rest while the run writes (once the launch's first new record is on disk, after a further delay
+uniform between 0 and the reference run's writing time). Measuring the moment from the first record, not from the
+launch, keeps the kills inside the run when the machine is loaded and start-up is slow.
+
+The program is `similar_problems` (a DSPy program: one
 predictor, JSON/Chat adapter parsing) over 500 problems x 4 variants, against the fake OpenAI server on loopback
 (its answers are seeded by the request, so a resumed item gets the same answer as in the reference run).
 
@@ -74,6 +79,15 @@ def finish(proc: subprocess.Popen, config: Path) -> str:
     return config.with_suffix(".log").read_text()[-2000:]
 
 
+def wait_for_progress(proc: subprocess.Popen, run: RunDir, before: int) -> float:
+    """Block until the launch has written a record past `before` (or ended); returns that moment."""
+    while proc.poll() is None:
+        if run.exists() and sum(len(v) for v in outcomes(run).values()) > before:
+            break
+        time.sleep(0.1)
+    return time.time()
+
+
 def outcomes(run: RunDir) -> dict[int, list]:
     """item id -> every outcome line for it: a kept record, or the program filter's decision (with the record).
     The provenance's run name differs between runs by design and is left out."""
@@ -107,26 +121,33 @@ def main() -> None:
             config = write_config(scratch, server, "reference")
             t0 = time.time()
             ref = launch(config)
+            startup = wait_for_progress(ref, RunDir(scratch / "runs" / "reference"), 0) - t0
             ref.wait(timeout=1800)
             wall = time.time() - t0
+            writing = max(0.5, wall - startup)
             err = finish(ref, config)
             if ref.returncode != 0:
                 raise SystemExit(f"the reference run failed ({ref.returncode}): {err}")
             reference = outcomes(RunDir(scratch / "runs" / "reference"))
             kept = sum(1 for lines in reference.values() if lines[0][0] == "kept")
-            results["reference"] = {"seconds": round(wall, 1), "outcomes": len(reference), "kept": kept,
-                                    "dropped": len(reference) - kept}
-            print(f"reference: {len(reference)} outcomes ({kept} kept) in {wall:.1f} s")
+            results["reference"] = {"seconds": round(wall, 1), "startup_seconds": round(startup, 1),
+                                    "outcomes": len(reference), "kept": kept, "dropped": len(reference) - kept}
+            print(f"reference: {len(reference)} outcomes ({kept} kept) in {wall:.1f} s ({startup:.1f} s to the first)")
             totals = Counter()
             for trial in range(TRIALS):
                 name = f"trial-{trial:02d}"
                 config = write_config(scratch, server, name)
-                delays = [round(rng.uniform(0.1, wall), 2) for _ in range(rng.randint(1, MAX_KILLS))]
+                plan = [("startup", round(rng.uniform(0.1, startup), 2)) if rng.random() < 1 / 3
+                        else ("writing", round(rng.uniform(0.0, writing), 2)) for _ in range(rng.randint(1, MAX_KILLS))]
                 kills, launches, killed_after = 0, 0, []
-                for delay in delays:
+                run = RunDir(scratch / "runs" / name)
+                for phase, delay in plan:
+                    before = sum(len(v) for v in outcomes(run).values()) if run.exists() else 0
                     proc = launch(config)
                     launches += 1
                     try:
+                        if phase == "writing":
+                            wait_for_progress(proc, run, before)
                         proc.wait(timeout=delay)  # finished before its kill: nothing left to kill
                         if proc.returncode != 0:
                             raise SystemExit(f"{name}: a launch failed ({proc.returncode}): {finish(proc, config)}")
@@ -134,9 +155,8 @@ def main() -> None:
                         proc.send_signal(signal.SIGKILL)
                         proc.wait()
                         kills += 1
-                        killed_after.append(delay)
+                        killed_after.append({"phase": phase, "after_s": delay})
                     finish(proc, config)
-                run = RunDir(scratch / "runs" / name)
                 before_final = sum(len(v) for v in outcomes(run).values()) if run.exists() else 0
                 final = launch(config)
                 launches += 1
@@ -152,15 +172,21 @@ def main() -> None:
                     row["final_stderr"] = err
                 results["trials"].append(row)
                 totals.update({k: row[k] for k in ("kills", "lost", "duplicated", "changed", "extra")})
+                totals["kills_while_writing"] += sum(1 for k in killed_after if k["phase"] == "writing")
                 totals["failed_final_runs"] += final.returncode != 0
                 print(json.dumps(row))
                 shutil.rmtree(scratch / "runs" / name, ignore_errors=True)
+                save_totals(results, totals, trial + 1, started)  # a bench stopped early keeps its finished trials
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    results["total"] = {"trials": TRIALS, **{k: totals.get(k, 0) for k in
-                                             ("kills", "lost", "duplicated", "changed", "extra", "failed_final_runs")}}
-    results["seconds"] = round(time.time() - started, 1)
     print(json.dumps(results["total"]))
+
+
+def save_totals(results: dict, totals: Counter, done: int, started: float) -> None:
+    results["total"] = {"trials": done, "trials_planned": TRIALS,
+                        **{k: totals.get(k, 0) for k in ("kills", "kills_while_writing", "lost", "duplicated",
+                                                         "changed", "extra", "failed_final_runs")}}
+    results["seconds"] = round(time.time() - started, 1)
     save("crash_trials", results)
 
 

@@ -50,6 +50,21 @@ def run_main(args: list[str], env: dict[str, str] | None = None) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
+def run_in_process(*args: str, cwd: Path | None = None, timeout: float | None = None):
+    """`helpers.run_cli`'s interface (a CompletedProcess) for commands that need no process of their own (no
+    signals, no engine subprocess to outlive): the same `main`, minus the interpreter start and heavy imports."""
+    import subprocess
+
+    before = Path.cwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = run_main(list(args))
+    finally:
+        os.chdir(before)
+    return subprocess.CompletedProcess(["synthloop", *args], result.code, result.out, result.err)
+
+
 if __name__ == "__main__":
     cases = json.loads(Path(sys.argv[1]).read_text())
     print(json.dumps([asdict(run_main(case)) for case in cases]))

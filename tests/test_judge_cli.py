@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from helpers import run_cli, write_config
+from cli_driver import run_in_process as run_cli
+from helpers import write_config
 
 from synthloop.runs.run_dir import RunDir
 

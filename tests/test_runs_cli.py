@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import pyarrow.parquet as pq
+from cli_driver import run_in_process as run_cli
 from datasets import load_from_disk
-from helpers import run_cli, tiny_generate_config, write_config
+from helpers import tiny_generate_config, write_config
 
 from synthloop.runs.run_dir import RunDir
 

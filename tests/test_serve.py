@@ -11,7 +11,8 @@ import time
 
 import psutil
 import pytest
-from helpers import ROOT, cli_env, run_cli
+from cli_driver import run_in_process as run_cli
+from helpers import ROOT, cli_env
 
 
 def _free_port() -> int:
