@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +23,7 @@ import pytest
 import yaml
 from helpers import ROOT, SEED_TASKS, popen_cli, run_cli, write_config
 
+from synthloop.configs import load_config
 from synthloop.judges.base import JudgeItem
 from synthloop.judges.panel import Panel
 from synthloop.loops import run_loop
@@ -56,6 +60,25 @@ def _seed_file(path: Path, planted: list[str], count: int = 5) -> Path:
     rows[1:1] = [{"instruction": text, "instances": [{"input": "", "output": ""}]} for text in planted]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
+
+
+#: a panel no answer of the tiny model passes (max_tokens is far below 1000 words): no training data, so a round
+#: that only needs its tasks checked skips training (and a schedule's tick keeps its current checkpoint)
+REJECT_ALL = [{"kind": "well_formed", "min_words": 1000}]
+
+
+def kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 240) -> None:
+    """SIGKILL `proc` as soon as `ready()` holds."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if ready():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            return
+        time.sleep(0.02)
+    output = proc.stdout.read()[-3000:] if proc.poll() is not None else ""
+    proc.kill()
+    pytest.fail(f"the loop never reached {what} (exit {proc.poll()}): {output}")
 
 
 def loop_config(out: Path, seeds: Path, teacher: dict, **overrides) -> dict:
@@ -132,33 +155,34 @@ def test_program_writes_each_rounds_tasks_and_ifeval_scores_every_round(tmp_path
 
 def test_sigkill_while_writing_tasks_then_resume_writes_no_task_twice(tmp_path):
     seeds = _seed_file(tmp_path / "seeds.jsonl", planted=[])
-    with OpenAIServer(slots=4, latency_s=1.0) as server:  # ~4 tasks a second: the kill lands mid-writing
+    with OpenAIServer(slots=4, latency_s=0.5) as server:  # ~8 requests a second: the kill lands mid-writing
         slow = {"kind": "openai", "model": server.model, "base_url": server.base_url, "api_key_env": "NO_KEY_NEEDED"}
         _kill_and_resume(tmp_path, seeds, slow)
 
 
 def _kill_and_resume(tmp_path: Path, seeds: Path, teacher: dict) -> None:
-    config = loop_config(tmp_path / "runs", seeds, teacher, rounds=1,
-                         sampling={"n": 2, "max_tokens": 8, "temperature": 1.0})
-    config["tasks"]["per_round"] = 24
+    config = loop_config(tmp_path / "runs", seeds, teacher, rounds=1, judges=REJECT_ALL,
+                         sampling={"n": 1, "max_tokens": 8, "temperature": 1.0})
+    # a held-out set without IFEval rows: the killed process reaches task writing sooner (IFEval's checkers load
+    # in seconds); decontamination against IFEval is the first test's business
+    config["tasks"].update(per_round=16, eval_count=2, eval={"kind": "arithmetic", "seed": 1, "count": 2})
     config["train"] = {"plan": ["sft"], "sft": {"max_steps": 1, "batch_size": 4, "learning_rate": 1e-3}}
     path = write_config(tmp_path / "loop.yaml", config)
     run = tmp_path / "runs" / "loop"
     writing = RunDir(run / "round-001" / "task-writing")
     proc = popen_cli("loop", str(path))
-    from test_loop import _kill_when
-
-    _kill_when(proc, lambda: writing.records_dir.is_dir() and sum(1 for _ in writing.iter_records()) >= 4,
+    kill_when(proc, lambda: writing.records_dir.is_dir() and sum(1 for _ in writing.iter_records()) >= 4,
                "round 1 task writing")
     before = list(writing.iter_records())
-    assert 4 <= len(before) < 24 and not (run / "round-001" / "tasks.jsonl").exists()
-    result = run_cli("loop", str(path))
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert 4 <= len(before) < 16 and not (run / "round-001" / "tasks.jsonl").exists()
+    # the rerun in this process (what `synthloop loop` calls after loading the config): no second interpreter start
+    summary = run_loop(load_config(LoopConfig, path), run, progress=False)
+    assert summary["status"] == "completed"
     after = list(writing.iter_records())
     assert after[: len(before)] == before  # nothing written before the kill was lost or rewritten
     assert max(Counter(r["id"] for r in after).values()) == 1 and writing.manifest()["resumed"] == 1
     tasks = list(read_jsonl(run / "round-001" / "tasks.jsonl"))
-    assert len(tasks) == 24 and len({t["task_id"] for t in tasks}) == 24
+    assert len(tasks) == 16 and len({t["task_id"] for t in tasks}) == 16
     state = json.loads((run / "state.json").read_text())
     assert state["rounds"][1]["status"] == "done"
     assert state["rounds"][1]["stages"]["tasks"]["outputs"]["written"] == len(after)
@@ -202,13 +226,15 @@ def test_a_schedule_tick_takes_its_tasks_from_the_program(tmp_path, teacher):
     data = loop_config(tmp_path / "runs", seeds, teacher, name="written")
     for key in ("rounds",):
         data.pop(key)
-    data["tasks"] = {**data["tasks"], "per_round": 4}
+    data["tasks"] = {**data["tasks"], "per_round": 4, "eval_count": 2}
+    data["judges"] = REJECT_ALL  # what a tick trains on is the loop's business (tested above): no training here
+    data["sampling"] = {"n": 1, "max_tokens": 8, "temperature": 1.0}
     data["train"] = {"plan": ["sft"], "sft": {"max_steps": 1, "batch_size": 4, "learning_rate": 1e-3}}
     data["promotion"] = {"metric": "eval_score"}
     config = load_config(ScheduleConfig, data=data)
     directory = tmp_path / "runs" / "written"
     first = run_tick(config, directory, progress=False, config_yaml=yaml.safe_dump(data))
-    assert (first.tick, first.round, first.status) == (1, 1, "done") and first.decision in ("promoted", "rejected")
+    assert (first.tick, first.round, first.status) == (1, 1, "done") and first.decision == "kept"
     assert first.inputs["tasks"] == 4 and first.inputs["written"] >= 4 and "records" not in first.inputs
     # no inbox: every tick writes fresh tasks and runs a round
     second = run_tick(config, directory, progress=False, config_yaml=yaml.safe_dump(data))
