@@ -1,7 +1,7 @@
 """The instruction-following loop measured: IFEval on all 541 prompts for the base model (round 0) and every round
 of `configs/loop/instruction_following.yaml`, from the loop's own run directory.
 
-    synthloop judge train configs/judge/judge_hh.yaml                                  # once: the ranking judge
+    synthloop judge train configs/judge/judge.yaml                                     # once: the ranking judge
     flock /tmp/synthloop-heavy.lock synthloop loop configs/loop/instruction_following.yaml
     python experiments/instruction_loop.py [--run runs/instruction_following]          # -> bench/results/...
 
@@ -61,8 +61,11 @@ def summarize(run: Path) -> dict[str, Any]:
     from synthloop.loops.heldout import load_ifeval_scores
 
     state = json.loads((run / "state.json").read_text())
-    summary = json.loads((run / "summary.json").read_text())
+    summary_path = run / "summary.json"  # absent while the loop runs or after it was killed
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     done = [r for r in state["rounds"] if r["status"] == "done"]
+    if not done:
+        raise SystemExit(f"error: {run}: no finished round yet (not even round 0's baseline evaluation)")
     scores = {r["round"]: load_ifeval_scores(run / f"round-{r['round']:03d}") for r in done}
     base, final = scores[done[0]["round"]], scores[done[-1]["round"]]
     rounds = []
@@ -100,7 +103,9 @@ def summarize(run: Path) -> dict[str, Any]:
         "gain_prompt_strict_points": round(100 * gain, 2), "target_met": gain >= 0.05,
         "comparison_base_vs_final": comparison, "families_instruction_strict_base_vs_final": families,
         "rounds": rounds,
-        "run": str(run), "status": summary.get("status"), "machine": summary.get("machine"),
+        "rounds_finished": [r["round"] for r in done],
+        "run": str(run), "status": summary.get("status", "unfinished (no summary.json)"),
+        "machine": summary.get("machine"),
         "wall_seconds": round(sum(r.get("seconds") or 0 for r in rounds), 1),
         "config": (run / "config.yaml").read_text() if (run / "config.yaml").is_file() else None,
     }
@@ -111,8 +116,12 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "instruction_following",
                         help="The loop's run directory.")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "instruction_loop.json")
+    parser.add_argument("--command", default=None, help="The exact command that ran the loop (recorded as is).")
+    parser.add_argument("--note", action="append", default=[], help="A note recorded in the JSON (repeatable).")
     args = parser.parse_args()
     result = summarize(args.run)
+    result["command"] = args.command
+    result["notes"] = args.note
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"IFEval prompt-level strict {result['ifeval_prompt_strict_base']:.3f} -> "
