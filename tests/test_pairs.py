@@ -35,7 +35,18 @@ def test_pairs_are_best_vs_worst_of_n_per_task():
     two = list(preference_pairs(records[:1], pairs_per_task=2))
     assert [(p["chosen"][0]["content"], p["rejected"][0]["content"]) for p in two] == [
         ("The answer is 7.", "It is 6."), ("7 apples", "Maybe 12.")]
-    assert list(preference_pairs(records[:1], min_margin=1.0)) == []  # a gap of exactly 1.0 is not above it
+    # accepted vs rejected pairs whatever the gap; two answers with the same verdict need a gap above min_margin
+    assert len(list(preference_pairs(records[:1], min_margin=1.0))) == 1
+    same = [_record(6, [("It is 7.", 0.9, True, "stop"), ("The answer is 7.", 0.4, True, "stop")])]
+    assert len(list(preference_pairs(same))) == 1
+    assert list(preference_pairs(same, min_margin=0.5)) == []  # a gap of exactly 0.5 is not above it
+    # a rejected answer never outranks an accepted one, even with a higher combined score (a rank-only reward
+    # model's logit can outweigh a failed verifier in the weighted mean)
+    mixed = [_record(7, [("Maybe 12.", 2.5, False, "stop"), ("The answer is 7.", 0.6, True, "stop"),
+                         ("7", 0.9, True, "stop"), ("It is 6.", 1.2, False, "stop")])]
+    (pair,) = preference_pairs(mixed)
+    assert (pair["chosen"][0]["content"], pair["rejected"][0]["content"]) == ("7", "It is 6.")
+    assert [r["completion"][0]["content"] for r in sft_examples(mixed)] == ["7", "The answer is 7."]
     # without the accepted requirement, a better-scored but rejected answer can be chosen
     loose = list(preference_pairs([_record(5, [("a 1", 0.4, False, "stop"), ("b 2", 0.1, False, "stop")])],
                                   require_accepted=False))

@@ -141,9 +141,12 @@ def status(directory: Annotated[Path, typer.Argument(help="A schedule's director
     say(f"current:   {directory / 'current'} -> {info.get('current', '-')} (round {info.get('current_round', '-')})")
     try:
         data = yaml.safe_load((directory / "config.yaml").read_text()) or {}
-        inbox = Path(data["inbox"]["path"])
-        waiting = sum(r.records for r in Inbox(inbox, directory).pending())
-        say(f"inbox:     {waiting} new record(s) waiting in {inbox}")
+        if data.get("inbox") is None:
+            say(f"tasks:     written by the {data['tasks']['train']['program']['kind']} program at every tick")
+        else:
+            inbox = Path(data["inbox"]["path"])
+            waiting = sum(r.records for r in Inbox(inbox, directory).pending())
+            say(f"inbox:     {waiting} new record(s) waiting in {inbox}")
     except (OSError, KeyError, TypeError, InboxError, yaml.YAMLError) as exc:
         say(f"inbox:     unknown ({exc})")
     running = info.get("running")

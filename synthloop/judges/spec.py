@@ -7,6 +7,7 @@
       - {kind: reward_model, path: runs/judge_hh/model, weight: 0.5}
       - {kind: llm, engine: {model: smollm2-135m-instruct}, min_score: 6}
       - {kind: length, min_score: 0.8}                             # S_l / 100 against the required length
+      - {kind: well_formed, min_words: 5}                          # no empty / looping answers (a collapse guard)
       - {kind: python, factory: mypkg.judges:build, options: {...}}
 
 Every spec has `build(engines=...)` -> a `Judge`, and the acceptance fields the panel applies (`weight`,
@@ -95,6 +96,22 @@ class SpanSpec(JudgeSpecBase):
         from synthloop.judges.verifiers.span import SpanVerifier
 
         return VerifierJudge(SpanVerifier(max_words=self.max_words))
+
+
+class WellFormedSpec(JudgeSpecBase):
+    """The collapse guard: at least `min_words` words and not repeating itself (share of repeated word n-grams at
+    most `max_repeated_share`); fails an empty, one-word or looping answer that passes a format check."""
+
+    kind: Literal["well_formed"] = "well_formed"
+    min_words: int = Field(5, ge=0, description="Fewest words of an accepted response.")
+    max_repeated_share: float = Field(0.3, ge=0, le=1, description="Most share of the response's word n-grams that "
+                                                                    "repeat an earlier one.")
+    n: int = Field(3, ge=1, description="Words per n-gram of the repetition measure.")
+
+    def build(self, engines: EnginePool | None = None, cache_path: Path | None = None) -> Judge:
+        from synthloop.judges.verifiers.well_formed import WellFormedVerifier
+
+        return VerifierJudge(WellFormedVerifier(self.min_words, self.max_repeated_share, self.n))
 
 
 # -- scoring judges ---------------------------------------------------------------------------------
@@ -195,6 +212,6 @@ class PythonSpec(JudgeSpecBase):
 
 #: judge specs by the `kind` configs name
 JUDGE_SPECS: dict[str, type[JudgeSpecBase]] = {spec.model_fields["kind"].default: spec for spec in (
-    MathAnswerSpec, IFEvalSpec, CodeSpec, SpanSpec, RewardModelSpec, LLMSpec, GenerativeSpec, LengthSpec,
-    EmbeddingSimilaritySpec, PythonSpec)}
+    MathAnswerSpec, IFEvalSpec, CodeSpec, SpanSpec, WellFormedSpec, RewardModelSpec, LLMSpec, GenerativeSpec,
+    LengthSpec, EmbeddingSimilaritySpec, PythonSpec)}
 JudgeSpec = Annotated[Union[tuple(JUDGE_SPECS.values())], Field(discriminator="kind")]  # noqa: UP007

@@ -26,10 +26,12 @@ Method = Literal["sft", "dpo", "grpo", "sft+dpo",
 
 
 class TasksConfig(Config):
-    train: TaskSource | None = Field(None, description="Where training tasks come from (dataset or generator); "
-                                     "needed by every recipe that trains on tasks (all but tt_si / tt_d).")
+    train: TaskSource | None = Field(None, description="Where training tasks come from (a dataset, a generator, or "
+                                     "a synthesis program writing each round's tasks: kind program); needed by "
+                                     "every recipe that trains on tasks (all but tt_si / tt_d).")
     eval: TaskSource = Field(description="The held-out evaluation tasks (kept disjoint from training tasks).")
-    per_round: int = Field(128, ge=1, description="Training tasks sampled per round.")
+    per_round: int = Field(128, ge=1, description="Training tasks sampled (or, with a program source, written and "
+                                                  "kept) per round.")
     eval_count: int | None = Field(200, ge=1, description="Held-out tasks evaluated (the first ones of the source).")
     fresh_each_round: bool = Field(
         True, description="Each round takes the next `per_round` tasks (wrapping around a finite dataset); "
@@ -103,6 +105,10 @@ class LoopConfig(Config):
     plot: bool = Field(True, description="Write rounds.png (metrics per round) when the loop ends.",
                        json_schema_extra=RUNTIME)
 
+    def tasks_arrive_elsewhere(self) -> bool:
+        """True when training tasks come from somewhere other than `tasks.train` (a schedule's inbox)."""
+        return False
+
     @model_validator(mode="after")
     def _check(self) -> LoopConfig:
         needs_pairs = any(m in ("dpo", "sft+dpo") for m in self.train.plan)
@@ -123,7 +129,10 @@ class LoopConfig(Config):
         if any("topr" in m for m in self.train.plan) and self.sampling.top_p < 1:
             raise ValueError("train.plan has topr: sampling.top_p must be 1 (TOPR's importance weights need the "
                              "sampler's probabilities, computed as plain tempered sampling)")
-        # (a schedule's tasks come from its inbox: its task section has no `train`)
-        if getattr(self.tasks, "train", ...) is None and getattr(self.recipe, "needs_train_tasks", True):
+        source = getattr(self.tasks, "train", None)
+        if getattr(source, "kind", None) == "program" and not getattr(self.recipe, "program_tasks", False):
+            raise ValueError(f"tasks.train: a program source writes tasks in the tasks stage of recipes "
+                             f"expert_iteration and negatives; recipe {self.recipe.kind} reads its tasks another way")
+        if source is None and not self.tasks_arrive_elsewhere() and getattr(self.recipe, "needs_train_tasks", True):
             raise ValueError(f"tasks.train: recipe {self.recipe.kind} trains on tasks; name their source")
         return self

@@ -12,6 +12,10 @@ COLUMNS = [
     ("label", "round", "{}"),
     ("eval_accuracy", "held-out acc", "{:.1%}"),
     ("eval_accuracy_ci95", "95% CI", "{0[0]:.0%}-{0[1]:.0%}"),  # the Wilson interval of the held-out accuracy
+    ("eval_ifeval_prompt_strict", "IFEval strict", "{:.1%}"),  # held-out IFEval rows (synthloop.loops.heldout)
+    ("eval_ifeval_prompt_loose", "IFEval loose", "{:.1%}"),
+    ("eval_ifeval_instruction_strict", "IFEval instr.", "{:.1%}"),
+    ("eval_judge.reward_model", "RM score", "{:.2f}"),
     ("eval_tokens", "eval len", "{:.0f}"),
     ("eval_sl", "S_l", "{:.1f}"),                        # self_lengthen: LongWriter's length score (0-100)
     ("eval_words", "eval words", "{:.0f}"),
@@ -19,6 +23,8 @@ COLUMNS = [
     ("draft_words", "draft words", "{:.0f}"),
     ("extended_words", "extended words", "{:.0f}"),
     ("extensions_kept", "kept ext.", "{}"),
+    ("tasks_written", "tasks written", "{}"),               # a program task source (synthloop.loops.program_tasks)
+    ("tasks_dropped_held_out", "copies dropped", "{}"),
     ("sample_accuracy", "sample acc", "{:.1%}"),
     ("sample_pass_at_n", "pass@n", "{:.1%}"),
     ("sample_tokens", "sample len", "{:.0f}"),

@@ -1,11 +1,13 @@
 """The building blocks recipes compose a round from. Each stage is resumable on its own, and the controller
 records it as done (with its outputs) only once it finished, so a killed loop re-enters the stage it was in:
 
-- `TasksStage`    the round's training tasks -> round-XXX/tasks.jsonl (disjoint from the held-out set)
+- `TasksStage`    the round's training tasks -> round-XXX/tasks.jsonl (disjoint from the held-out set; a program
+                  source writes them: `synthloop.loops.program_tasks`)
 - `SampleStage`   N answers per task from the current policy, through the runner -> round-XXX/samples/
 - `JudgeStage`    every sample scored by the judges -> round-XXX/judged/ (append-only, skips judged tasks)
 - `TrainStage`    SFT / DPO / GRPO from the current policy -> round-XXX/train-<method>/model (the new policy)
-- `EvaluateStage` greedy answers on the held-out tasks, judged -> round-XXX/eval/, eval-judged/
+- `EvaluateStage` greedy answers on the held-out tasks, judged -> round-XXX/eval/, eval-judged/ (with the figures
+                  of `synthloop.loops.heldout`: answer length, each judge's mean, IFEval's metrics on IFEval rows)
 
 A stage returns its outputs as a dict; `outputs["metrics"]` (flat numbers) goes into the round table.
 Recipes add their own stages by subclassing `Stage` (see `synthloop.loops.recipes`).
@@ -188,6 +190,7 @@ class EvaluateStage(Stage):
         self.name, self.out, self.prefix = name, out, prefix
 
     def run(self, ctx: RoundContext) -> dict[str, Any]:
+        from synthloop.loops.heldout import heldout_metrics
         from synthloop.loops.judging import iter_judged, judge_records
 
         rows = eval_tasks(ctx)
@@ -197,13 +200,15 @@ class EvaluateStage(Stage):
         with ctx.bar("judged", len(rows), unit="") as advance:
             for _ in judge_records(records, ctx.panel, judged, on_progress=advance):
                 pass
-        stats = sample_stats(iter_judged(judged))
+        judged_records = list(iter_judged(judged))
+        stats = sample_stats(judged_records)
         p = self.prefix
         return {**out, **stats, "judged": str(judged), "metrics": {
             f"{p}_accuracy": stats["accuracy"],
             f"{p}_accuracy_ci95": accuracy_interval(stats["accepted"], stats["samples"]),
             f"{p}_score": stats["score"], f"{p}_tokens": stats["tokens"],
-            f"{p}_truncated": stats["truncated"], f"{p}_tasks": stats["tasks"], f"{p}_failed": out["failed"]}}
+            f"{p}_truncated": stats["truncated"], f"{p}_tasks": stats["tasks"], f"{p}_failed": out["failed"],
+            **heldout_metrics(ctx, rows, judged_records, self.out, p)}}
 
 
 class TrainStage(Stage):

@@ -16,6 +16,10 @@ that decide whether a tick's new checkpoint replaces the current one.
 
 Each tick runs one round of the recipe over the records it claimed (see `synthloop.schedule.tick`), so
 `rounds` and `stop` have no meaning here; the foreground scheduler stops after `--max-ticks`.
+
+Instead of an inbox, a synthesis program can write each tick's tasks (`tasks.train: {kind: program, ...}`, the
+loop's program task source, `tasks.per_round` of them): every tick then runs a round on fresh tasks, decontaminated
+against the held-out set like a loop's.
 """
 
 from __future__ import annotations
@@ -23,11 +27,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from synthloop.configs import RUNTIME, Config
 from synthloop.loops.config import LoopConfig
-from synthloop.loops.tasks import TaskSource
+from synthloop.loops.tasks import ProgramTasks, TaskSource
 
 #: what the evaluate stage measures on the held-out set; `judge.<name>` adds each judge's mean held-out score
 EVAL_METRICS = ("eval_accuracy", "eval_score", "eval_tokens", "eval_truncated", "eval_failed")
@@ -57,6 +61,10 @@ class ScheduleTasks(Config):
     eval: TaskSource = Field(description="The held-out evaluation tasks every checkpoint is compared on (materialized "
                              "once into the schedule's directory; inbox tasks equal to one are dropped).")
     eval_count: int | None = Field(200, ge=1, description="Held-out tasks evaluated (the first ones of the source).")
+    train: ProgramTasks | None = Field(
+        None, description="Instead of an inbox: a synthesis program writes each tick's fresh tasks ({kind: program, "
+        "program: {...}}; see synthloop.loops.tasks.program), so every tick runs a round.")
+    per_round: int = Field(128, ge=1, description="With a program source: tasks written and kept per tick.")
 
 
 class Guard(Config):
@@ -116,10 +124,22 @@ def check_metric(name: str) -> str:
 
 
 class ScheduleConfig(LoopConfig):
-    tasks: ScheduleTasks = Field(description="The held-out set (training tasks come from the inbox).")
-    inbox: InboxConfig = Field(description="Where new training data arrives, and how records map to tasks.")
+    tasks: ScheduleTasks = Field(description="The held-out set (training tasks come from the inbox, or from a "
+                                 "program: tasks.train).")
+    inbox: InboxConfig | None = Field(None, description="Where new training data arrives, and how records map to "
+                                      "tasks (or tasks.train: a program writes each tick's tasks).")
     promotion: PromotionRules = Field(PromotionRules(), description="When a tick's checkpoint replaces the current "
                                       "one, and what is kept on disk.", json_schema_extra=RUNTIME)
+
+    def tasks_arrive_elsewhere(self) -> bool:
+        return self.inbox is not None
+
+    @model_validator(mode="after")
+    def _one_task_source(self) -> ScheduleConfig:
+        if (self.inbox is None) == (self.tasks.train is None):
+            raise ValueError("name where each tick's training tasks come from: an inbox (inbox: {path: ...}) or a "
+                             "program (tasks.train: {kind: program, ...}), not both")
+        return self
 
     @field_validator("rounds", "stop", mode="before")
     @classmethod

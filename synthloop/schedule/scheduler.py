@@ -49,6 +49,8 @@ class Scheduler:
 
     # -- status -----------------------------------------------------------------------------------------
     def waiting_records(self) -> int | None:
+        if self.config.inbox is None:  # a program writes the tasks: nothing waits
+            return None
         try:
             return sum(r.records for r in Inbox(self.config.inbox.path, self.dir).pending())
         except (OSError, InboxError):
@@ -124,7 +126,9 @@ class Scheduler:
 
     def _loop(self) -> int:
         self.console.print(f"[bold]schedule[/] {self.dir}  ·  {self.timing.describe()}  ·  policy "
-                           f"{self.config.engine.model}  ·  inbox {self.config.inbox.path}"
+                           f"{self.config.engine.model}  ·  "
+                           + (f"inbox {self.config.inbox.path}" if self.config.inbox is not None else
+                              f"tasks written by {self.config.tasks.train.program.kind}")
                            + (f"  ·  {self.max_ticks} tick(s)" if self.max_ticks else ""), highlight=False)
         last_start, ticks = self.last_start(), 0
         command = once_command(self.config_path, self.overrides, self.resume)

@@ -1,6 +1,7 @@
 """A scheduled round is the configured recipe's round with four changes (`ScheduledRecipe`), all on the controller:
 
-- its `tasks` stage reads the records this tick claimed from the inbox (`InboxTasksStage`) instead of a dataset;
+- its `tasks` stage reads the records this tick claimed from the inbox (`InboxTasksStage`) instead of a dataset
+  (with a program source instead of an inbox, the recipe's own tasks stage writes the tick's tasks);
 - when the current checkpoint has no comparable stored evaluation (or `promotion.compare: reevaluate`), an
   `evaluate-current` stage evaluates it with the same settings before training frees the engine;
 - the final `evaluate` is skipped when training produced no new checkpoint (no accepted samples, say);
@@ -278,9 +279,10 @@ class ScheduledRecipe(Recipe):
         if "tasks" not in [s.name for s in stages]:
             raise ConfigError(f"recipe {self.loop.recipe.kind}: it has no 'tasks' stage, which a schedule feeds "
                               "the inbox's records into; schedule a recipe that reads tasks")
+        inbox = self.loop.inbox is not None  # type: ignore[attr-defined]  (else the recipe's program writes them)
         out: list[Stage] = []
         for stage in stages:
-            if stage.name == "tasks":
+            if stage.name == "tasks" and inbox:
                 stage = InboxTasksStage()
             elif stage.name == "evaluate":
                 stage = OnlyIfTrained(stage)

@@ -14,7 +14,8 @@ with a few more files:
 A tick first finishes a round an earlier tick left unfinished (killed, failed, interrupted): its claim is
 reused, its finished stages are skipped and the one it was in resumes. Otherwise it claims what is new and,
 if at least `inbox.min_records` records wait, runs the next round; the very first tick also runs round 0
-(the starting model's held-out evaluation, which makes it `current`).
+(the starting model's held-out evaluation, which makes it `current`). A schedule whose tasks a program writes
+(`tasks.train: {kind: program}`, no inbox) runs the next round at every tick.
 """
 
 from __future__ import annotations
@@ -101,19 +102,29 @@ class Tick:
         done = {r.round for r in state.done_rounds()}
         round_ = max(done) + 1 if done else 1
         round_dir = self.path / f"round-{round_:03d}"
-        self.config.inbox.path.mkdir(parents=True, exist_ok=True)
-        inbox = Inbox(self.config.inbox.path, self.path)
-        resumed = (round_dir / "claim.json").is_file()
-        if not resumed:
-            waiting = sum(r.records for r in inbox.pending(self.config.inbox.max_records))
-            if waiting < self.config.inbox.min_records:
-                return self.idle(tick, waiting, baseline=0 not in done)
-        controller = self.controller(round_)
-        claim = inbox.claim(round_dir, round_, limit=self.config.inbox.max_records)
+        inbox_config = self.config.inbox
+        if inbox_config is None:  # a program writes each tick's tasks: every tick runs a round
+            resumed = (round_dir / "tick.json").is_file()
+            controller = self.controller(round_)
+            round_dir.mkdir(parents=True, exist_ok=True)
+            inputs: dict[str, Any] = {"program": self.config.tasks.train.program.kind}
+            self.log(f"tick {tick}: {'resuming' if resumed else 'starting'} round {round_} on tasks the "
+                     f"{inputs['program']} program writes")
+        else:
+            inbox_config.path.mkdir(parents=True, exist_ok=True)
+            inbox = Inbox(inbox_config.path, self.path)
+            resumed = (round_dir / "claim.json").is_file()
+            if not resumed:
+                waiting = sum(r.records for r in inbox.pending(inbox_config.max_records))
+                if waiting < inbox_config.min_records:
+                    return self.idle(tick, waiting, baseline=0 not in done)
+            controller = self.controller(round_)
+            claim = inbox.claim(round_dir, round_, limit=inbox_config.max_records)
+            inputs = {"records": claim.records, "files": [r.model_dump() for r in claim.ranges]}
+            files = ", ".join(f"{r.file} [{r.start}:{r.end}] {r.records}" for r in claim.ranges)
+            self.log(f"tick {tick}: {'resuming' if resumed else 'starting'} round {round_} on {claim.records} inbox "
+                     f"record(s): {files}")
         sessions = self.session(round_dir, tick)
-        files = ", ".join(f"{r.file} [{r.start}:{r.end}] {r.records}" for r in claim.ranges)
-        self.log(f"tick {tick}: {'resuming' if resumed else 'starting'} round {round_} on {claim.records} inbox "
-                 f"record(s): {files}")
         try:
             controller.run_loop()
         except BaseException as exc:
@@ -121,7 +132,7 @@ class Tick:
             self.history.append(TickRecord(
                 tick=tick, round=round_, status=status, started=self.started, finished=_now(),
                 wall_seconds=round(time.time() - self.clock, 1), resumed=sessions > 1, sessions=sessions,
-                inputs={"records": claim.records, "files": [r.model_dump() for r in claim.ranges]},
+                inputs=inputs,
                 error=f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}",
                 reason="the next tick resumes this round"))
             raise
@@ -180,8 +191,9 @@ class Tick:
             tick=tick, round=round_, status="done", started=self.started, round_started=round_started,
             finished=_now(),
             wall_seconds=round(time.time() - self.clock, 1), resumed=sessions > 1, sessions=sessions,
-            inputs={"records": tasks.get("records"), "files": tasks.get("files", []), "tasks": tasks.get("count"),
-                    "dropped": tasks.get("dropped", {})},
+            inputs={k: v for k, v in {"records": tasks.get("records"), "files": tasks.get("files", []),
+                                      "written": tasks.get("written"), "tasks": tasks.get("count"),
+                                      "dropped": tasks.get("dropped", {})}.items() if v is not None},
             datasets=datasets, heldout=promote.get("heldout", {}),
             round_metrics={k: v for k, v in record.metrics.items() if k != "checkpoints"},
             decision=promote.get("decision"), reason=promote.get("reason", ""),
@@ -212,7 +224,10 @@ def tick_summary(record: TickRecord, directory: Path) -> list[str]:
     if record.status == "idle":
         lines.append(f"tick {record.tick}: idle: {record.reason}")
     else:
-        what = f"{record.inputs.get('records')} inbox record(s) -> {record.inputs.get('tasks')} task(s)"
+        if "records" in record.inputs:
+            what = f"{record.inputs.get('records')} inbox record(s) -> {record.inputs.get('tasks')} task(s)"
+        else:
+            what = f"{record.inputs.get('written')} task(s) written -> {record.inputs.get('tasks')} kept"
         lines.append(f"tick {record.tick} · round {record.round} · {what} · {record.decision}: {record.reason}")
     lines.append(f"current:  {directory / 'current'} -> {record.current}")
     lines.append(f"history:  synthloop runs show {directory}")

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from synthloop.configs import Config
 from synthloop.judges.filters.base import Dropped, Filter, FilterResult, record_id, record_text
-from synthloop.judges.filters.dedup import normalize
+from synthloop.text import normalize_words
 
 
 class EvalSet(Config):
@@ -32,7 +32,7 @@ class DecontaminateConfig(Config):
 
 
 def _ngrams(text: str, n: int) -> list[str]:
-    words = normalize(text).split()
+    words = normalize_words(text).split()
     return [" ".join(words[i:i + n]) for i in range(len(words) - n + 1)]
 
 

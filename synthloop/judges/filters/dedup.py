@@ -5,7 +5,6 @@ record of a cluster is kept; each later one is dropped naming the record it dupl
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -13,12 +12,7 @@ from pydantic import Field
 
 from synthloop.configs import Config
 from synthloop.judges.filters.base import Dropped, Filter, FilterResult, record_id, record_text
-
-_WORD = re.compile(r"\w+", re.UNICODE)
-
-
-def normalize(text: str) -> str:
-    return " ".join(_WORD.findall(text.lower()))
+from synthloop.text import normalize_words
 
 
 class ExactDedupConfig(Config):
@@ -36,7 +30,7 @@ class ExactDedup(Filter):
         seen: dict[str, Any] = {}
         kept, dropped = [], []
         for i, record in enumerate(records):
-            key = hashlib.sha1(normalize(record_text(record, self.config.field)).encode()).hexdigest()
+            key = hashlib.sha1(normalize_words(record_text(record, self.config.field)).encode()).hexdigest()
             if key in seen:
                 dropped.append(Dropped(record, f"exact duplicate of record {seen[key]}", {"of": seen[key]}))
             else:
@@ -61,10 +55,11 @@ class NearDedup(Filter):
     def __init__(self, config: NearDedupConfig | None = None):
         self.config = config or NearDedupConfig()
 
-    def _signature(self, text: str):
+    def signature(self, text: str):
+        """The MinHash signature of `text`'s word shingles (what near-duplicates are found by)."""
         from datasketch import MinHash
 
-        words = normalize(text).split()
+        words = normalize_words(text).split()
         n = self.config.shingle_words
         shingles = {" ".join(words[i:i + n]) for i in range(max(1, len(words) - n + 1))} if words else {""}
         sig = MinHash(num_perm=self.config.num_perm, seed=self.config.seed)
@@ -78,7 +73,7 @@ class NearDedup(Filter):
         signatures: dict[str, Any] = {}
         kept, dropped = [], []
         for i, record in enumerate(records):
-            sig = self._signature(record_text(record, self.config.field))
+            sig = self.signature(record_text(record, self.config.field))
             best, best_sim = None, 0.0
             for key in lsh.query(sig):  # LSH candidates, confirmed by the estimated Jaccard
                 sim = sig.jaccard(signatures[key])

@@ -14,16 +14,7 @@ from pydantic import Field
 
 from synthloop.configs import Config
 from synthloop.judges.filters.base import RecordFilter, record_text
-from synthloop.judges.filters.dedup import normalize
-
-
-def repetition_share(text: str, n: int = 3) -> float:
-    """Share of the word n-grams of `text` (lower-cased, punctuation dropped) that repeat an earlier one."""
-    words = normalize(text).split()
-    grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
-    if not grams:
-        return 0.0
-    return 1.0 - len(set(grams)) / len(grams)
+from synthloop.text import repetition_share
 
 
 class RepetitionConfig(Config):

@@ -9,6 +9,7 @@ from synthloop.judges.verifiers.code import CodeVerifier
 from synthloop.judges.verifiers.ifeval import IFEvalVerifier
 from synthloop.judges.verifiers.math import MathAnswerVerifier, extract_answer, gsm8k_gold, parse_number
 from synthloop.judges.verifiers.span import SpanVerifier
+from synthloop.judges.verifiers.well_formed import WellFormedVerifier
 
 #: verifiers by the name configs use
 VERIFIERS = {
@@ -17,6 +18,7 @@ VERIFIERS = {
     "ifeval_loose": lambda: IFEvalVerifier(loose=True),
     "code": CodeVerifier,
     "span_in_passage": SpanVerifier,
+    "well_formed": WellFormedVerifier,
 }
 
 __all__ = [
@@ -27,6 +29,7 @@ __all__ = [
     "SpanVerifier",
     "Verdict",
     "Verifier",
+    "WellFormedVerifier",
     "extract_answer",
     "gsm8k_gold",
     "parse_number",

@@ -8,6 +8,9 @@ on every run, which resume relies on):
               reference_column: answer}
       eval:  {kind: arithmetic, seed: 1, count: 200, digits: 2, operations: 2}
 
+or a synthesis program that writes each round's tasks (`program`, see `tasks/program.py`), or IFEval's
+prompts (`ifeval`).
+
 `TASK_SOURCES` maps `kind` to its config class (a pydantic model with `rows()`); a recipe that needs
 another source registers it there.
 """
@@ -20,7 +23,9 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field
 
 from synthloop.loops.tasks.arithmetic import ArithmeticTasks
+from synthloop.loops.tasks.ifeval import IFEvalTasks
 from synthloop.loops.tasks.longbench_write import LongBenchWriteTasks
+from synthloop.loops.tasks.program import ProgramTasks
 from synthloop.loops.tasks.questions import QuestionTasks
 from synthloop.runs.inputs import DatasetInput
 
@@ -50,7 +55,9 @@ class DatasetTasks(DatasetInput):
 
 
 TASK_SOURCES: dict[str, type] = {"dataset": DatasetTasks, "arithmetic": ArithmeticTasks,
-                                 "longbench_write": LongBenchWriteTasks, "questions": QuestionTasks}
+                                 "longbench_write": LongBenchWriteTasks, "questions": QuestionTasks,
+                                 "ifeval": IFEvalTasks, "program": ProgramTasks}
 TaskSource = Annotated[Union[tuple(TASK_SOURCES.values())], Field(discriminator="kind")]  # noqa: UP007
 
-__all__ = ["TASK_SOURCES", "ArithmeticTasks", "DatasetTasks", "LongBenchWriteTasks", "QuestionTasks", "TaskSource"]
+__all__ = ["TASK_SOURCES", "ArithmeticTasks", "DatasetTasks", "IFEvalTasks", "LongBenchWriteTasks", "ProgramTasks",
+           "QuestionTasks", "TaskSource"]

@@ -11,9 +11,10 @@ from typing import Any, ClassVar
 from synthloop.loops.context import RoundContext
 from synthloop.loops.judging import iter_judged
 from synthloop.loops.pairs import preference_pairs, sft_examples
+from synthloop.loops.program_tasks import tasks_stage
 from synthloop.loops.recipes.base import Recipe
 from synthloop.loops.recipes.expert_iteration.config import ExpertIterationConfig
-from synthloop.loops.stages import EvaluateStage, JudgeStage, SampleStage, Stage, TasksStage, TrainStage
+from synthloop.loops.stages import EvaluateStage, JudgeStage, SampleStage, Stage, TrainStage
 from synthloop.runs.jsonl import write_jsonl
 
 
@@ -60,9 +61,9 @@ class ExpertIteration(Recipe):
     def stages(self, round_: int) -> list[Stage]:
         method = self.loop.train.method(round_)
         if method == "grpo":  # GRPO samples its own rollouts while it trains
-            return [TasksStage(), TrainStage("grpo"), EvaluateStage()]
+            return [tasks_stage(self.loop), TrainStage("grpo"), EvaluateStage()]
         trains = [self.train_stage(m) for m in method.split("+")]
-        return [TasksStage(), SampleStage(), JudgeStage(), self.build_stage(method, self.config), *trains,
+        return [tasks_stage(self.loop), SampleStage(), JudgeStage(), self.build_stage(method, self.config), *trains,
                 EvaluateStage()]
 
     def describe(self, round_: int) -> str:
