@@ -313,13 +313,16 @@ class _Runner:
             counts["engine"] = stats()
         return counts
 
+    def _items(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(index, inputs) of every item this run may take: the caller's rows or the program's, up to max_items."""
+        source = self.inputs if self.inputs is not None else _one_line_errors(self.program.inputs(), self.program.name)
+        items = enumerate(source)
+        return itertools.islice(items, self.max_items) if self.max_items is not None else items
+
     async def run(self) -> RunSummary:
         started = time.time()
         self._load_state()
-        source = self.inputs if self.inputs is not None else _one_line_errors(self.program.inputs(), self.program.name)
-        items = enumerate(source)
-        if self.max_items is not None:
-            items = itertools.islice(items, self.max_items)
+        items = self._items()
         pending: set[asyncio.Task] = set()
         finished: collections.deque[asyncio.Task] = collections.deque()
         wake: list[asyncio.Future | None] = [None]
@@ -453,10 +456,7 @@ class _Runner:
         `stop_remote`) ends it after the batch in hand; a rerun resumes it like a local run."""
         started = time.time()
         self._load_state()
-        source = self.inputs if self.inputs is not None else _one_line_errors(self.program.inputs(), self.program.name)
-        items = enumerate(source)
-        if self.max_items is not None:
-            items = itertools.islice(items, self.max_items)
+        items = self._items()
         pending = ((i, row) for i, row in items if not self._skip(i, row))
         spec = AttemptSpec.of(self.program, sampling=self.sampling, seed=self.seed, max_attempts=self.max_attempts,
                               run_path=self.rundir.path, json_max_chars=self.json_max_chars, adapter=self.adapter)
