@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -43,6 +46,23 @@ def popen_cli(*args: str, cwd: Path = ROOT) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], what: str, timeout: float = 240) -> None:
+    """SIGKILL `proc` (a `popen_cli`) as soon as `ready()` holds; fail the test, with the process's output, if
+    it exits or `timeout` passes first."""
+    import pytest
+
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if ready():
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            return
+        time.sleep(0.02)
+    output = proc.stdout.read()[-3000:] if proc.stdout and proc.poll() is not None else ""
+    proc.kill()
+    pytest.fail(f"the process never reached {what} (exit {proc.poll()}): {output}")
 
 
 def write_config(path: Path, data: dict) -> Path:

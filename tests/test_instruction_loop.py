@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import ROOT, SEED_TASKS, popen_cli, run_cli, write_config
+from helpers import ROOT, SEED_TASKS, kill_when, popen_cli, run_cli, write_config
 
 from synthloop.configs import load_config
 from synthloop.judges.base import JudgeItem
@@ -65,20 +62,6 @@ def _seed_file(path: Path, planted: list[str], count: int = 5) -> Path:
 #: a panel no answer of the tiny model passes (max_tokens is far below 1000 words): no training data, so a round
 #: that only needs its tasks checked skips training (and a schedule's tick keeps its current checkpoint)
 REJECT_ALL = [{"kind": "well_formed", "min_words": 1000}]
-
-
-def kill_when(proc: subprocess.Popen, ready, what: str, timeout: float = 240) -> None:
-    """SIGKILL `proc` as soon as `ready()` holds."""
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        if ready():
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            return
-        time.sleep(0.02)
-    output = proc.stdout.read()[-3000:] if proc.poll() is not None else ""
-    proc.kill()
-    pytest.fail(f"the loop never reached {what} (exit {proc.poll()}): {output}")
 
 
 def loop_config(out: Path, seeds: Path, teacher: dict, **overrides) -> dict:

@@ -9,12 +9,11 @@ import json
 import math
 import random
 import signal
-import time
 from collections import Counter
 
 import pytest
 from conftest import SHARED
-from helpers import popen_cli, run_cli, write_config
+from helpers import kill_when, popen_cli, run_cli, write_config
 
 from synthloop.loops.config import LoopConfig
 from synthloop.loops.recipes.latent_thought_em.stages import draw_thoughts, estep_stats
@@ -53,14 +52,9 @@ def em_run(tmp_path_factory):
     run = tmp / "runs" / "bolt"
     thoughts = RunDir(run / "round-001" / "thoughts")
     proc = popen_cli("loop", str(path))
-    deadline = time.time() + 240
-    while proc.poll() is None and time.time() < deadline:
-        if thoughts.records_dir.is_dir() and sum(1 for _ in thoughts.iter_records()) >= 1:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, proc.stdout.read()[-2000:]
+    kill_when(proc, lambda: thoughts.records_dir.is_dir() and sum(1 for _ in thoughts.iter_records()) >= 1,
+              "round 1's E-step records")
+    assert proc.returncode == -signal.SIGKILL
     before = list(thoughts.iter_records())
     result = run_cli("loop", str(path))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -7,13 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, popen_cli, run_cli, write_config
+from helpers import ROOT, kill_when, popen_cli, run_cli, write_config
 
 from synthloop.loops import run_loop
 from synthloop.loops.config import LoopConfig
@@ -159,19 +157,6 @@ def uninterrupted(tmp_path_factory):
     return data, _structure(tmp / "runs" / "loop")
 
 
-def _kill_when(proc, ready, what: str, timeout: float = 240) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline and proc.poll() is None:
-        if ready():
-            proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=30)
-            return
-        time.sleep(0.02)
-    output = proc.stdout.read()[-3000:] if proc.poll() is not None else ""
-    proc.kill()
-    pytest.fail(f"the loop never reached {what} (exit {proc.poll()}): {output}")
-
-
 def test_sigkill_while_generating_then_resume(tmp_path, uninterrupted):
     data, reference = uninterrupted
     data = dict(data, output_dir=str(tmp_path / "runs"))
@@ -179,7 +164,7 @@ def test_sigkill_while_generating_then_resume(tmp_path, uninterrupted):
     run = tmp_path / "runs" / "loop"
     samples = RunDir(run / "round-001" / "samples")
     proc = popen_cli("loop", str(path))
-    _kill_when(proc, lambda: samples.records_dir.is_dir() and sum(1 for _ in samples.iter_records()) >= 10,
+    kill_when(proc, lambda: samples.records_dir.is_dir() and sum(1 for _ in samples.iter_records()) >= 10,
                "round 1 sampling")
     kept_before = list(samples.iter_records())
     assert 10 <= len(kept_before) < 48
@@ -205,7 +190,7 @@ def test_sigkill_while_training_then_resume(tmp_path, uninterrupted):
         return bool(checkpoints) and logged >= 8
 
     proc = popen_cli("loop", str(path))
-    _kill_when(proc, mid_training, "the middle of round 1 training")
+    kill_when(proc, mid_training, "the middle of round 1 training")
     assert not (train / "result.json").exists()
     assert "train-sft" not in _state(run)["rounds"][1]["stages"]
     result = run_cli("loop", str(path))
