@@ -3,6 +3,8 @@ length baselines, chance, and its length bias.
 
     flock /tmp/synthloop-heavy.lock python experiments/judge_accuracy.py          # trains the default judge if needed
     python experiments/judge_accuracy.py --model-dir runs/judge                   # measure an existing run
+    python experiments/judge_accuracy.py --model-dir .cache/bench/judge_x --set model.architecture=cross_encoder \
+        --out bench/results/judge_accuracy_cross_encoder.json                   # a variant, in its own file
 
 Sets (none is ever trained on: every training source is decontaminated against them by prompt):
 - hh_rlhf_held_out: hh-rlhf harmless, the sha256(prompt) < 0.2 part (436 pairs; human labels);
@@ -34,6 +36,8 @@ OTHER_SETS = {
     "fschat 0.2.36": "the llm_judge code only; MT-Bench human judgments are fetched from the hub at run time",
     "alpaca-farm 0.2.0 / alpaca-eval 0.6.6": "annotator prompts and leaderboards; no human cross-annotations",
     "inverse-cai 0.4.8": "code only",
+    "rewardbench 0.1.4": "code only (62 files, no data: RewardBench's LLMBar / MT-Bench subsets come from the hub)",
+    "llmbar": "not on PyPI",
 }
 
 
@@ -44,6 +48,11 @@ def main() -> None:
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--train-threads", type=int, default=1,
                     help="torch threads while training (1: on a busy shared machine two threads wait on each other)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a key of the judge config (as `synthloop judge train --set`), e.g. to measure a "
+                         "candidate mixture before it becomes the default")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "judge_accuracy.json"),
+                    help="where the results go (the default judge's file unless a variant is measured)")
     args = ap.parse_args()
 
     from synthloop.cli.common import quiet_libraries
@@ -54,13 +63,13 @@ def main() -> None:
     from synthloop.judges.reward_model import RewardModel
 
     os.chdir(ROOT)  # the config's data paths are relative to the project
-    cfg = load_config(JudgeTrainConfig, CONFIG, [])
-    train_cfg = load_config(JudgeTrainConfig, CONFIG, [f"model.threads={args.train_threads}"])
+    cfg = load_config(JudgeTrainConfig, CONFIG, args.set)
+    train_cfg = load_config(JudgeTrainConfig, CONFIG, [*args.set, f"model.threads={args.train_threads}"])
     run = Path(args.model_dir)
     results: dict = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                                  "load_avg_start": round(os.getloadavg()[0], 2),
                                  "note": "shared 2-core machine: other engineers' jobs ran meanwhile (timings only)"},
-                     "config": str(CONFIG.relative_to(ROOT)),
+                     "config": str(CONFIG.relative_to(ROOT)), "overrides": args.set,
                      "command": "python experiments/judge_accuracy.py " + " ".join(sys.argv[1:])}
     if args.retrain or not (run / "model" / "config.json").is_file():
         started = time.time()
@@ -99,7 +108,7 @@ def main() -> None:
                                 for r in results["sets"].values())
     results["other_sets_searched"] = OTHER_SETS
     results["machine"]["load_avg_end"] = round(os.getloadavg()[0], 2)
-    out = ROOT / "bench" / "results" / "judge_accuracy.json"
+    out = Path(args.out)
     previous = json.loads(out.read_text()) if out.is_file() else {}
     for key in ("llm_judge", "llm_judge_accuracy", "llm_judge_swap_accuracy", "swap_consistency", "llm_judge_pairs"):
         if key in previous:  # SmolLM2 as an LLM judge, measured by the earlier version of this bench (kept as is)
