@@ -21,9 +21,9 @@ NOISY = textwrap.dedent("""
     configured = logging.getLogger("vllm.fake")
     configured.addHandler(logging.StreamHandler(sys.stdout))
     configured.propagate = False
-    from synthloop import progress
+    from synthloop.console import output, progress
 
-    with progress.library_output(Path(sys.argv[1])) as log:
+    with output.library_output(Path(sys.argv[1])) as log:
         configured.warning("LIB-CONFIGURED-LOGGER")
         logging.getLogger("transformers.fake").warning("LIB-LASTRESORT-LOGGER")
         warnings.warn("LIB-WARNING", UserWarning)
@@ -33,12 +33,12 @@ NOISY = textwrap.dedent("""
         from tqdm import tqdm
         for _ in tqdm(range(3), desc="LIB-TQDM"):
             pass
-        progress.say("OUR-LINE")
+        output.say("OUR-LINE")
         with progress.stage("round 1 · sample") as stage:
             with progress.bar("sample", 5, unit="tasks") as bar:
                 bar.advance(5)
-        progress.say(f"round 1 · sample  {stage.summary()}")
-        progress.out.print("OUR-TABLE")
+        output.say(f"round 1 · sample  {stage.summary()}")
+        output.out.print("OUR-TABLE")
     print("AFTER", flush=True)
     print("AFTER-ERR", file=sys.stderr, flush=True)
 """)

@@ -40,7 +40,7 @@ def options(
         "(by default they go to the run's log.txt) and tracebacks.")] = False,
 ) -> None:
     if verbose:
-        os.environ["SYNTHLOOP_VERBOSE"] = "1"  # read by synthloop.progress.verbose(), also in child processes
+        os.environ["SYNTHLOOP_VERBOSE"] = "1"  # read by synthloop.console.output.verbose(), also in child processes
         common.VERBOSE = True
 
 

@@ -32,18 +32,18 @@ from typing import Annotated, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from synthloop import progress
+from synthloop.console.output import console, out, verbose
 
 #: our consoles (stderr: lines and progress; stdout: tables); they stay on the terminal while library output goes
-#: to a run's log file (synthloop.progress.library_output)
-console, out = progress.console, progress.out
+#: to a run's log file (synthloop.console.output.library_output)
+__all__ = ["console", "out"]  # re-exported for the commands: one import for what every command uses
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 #: the exit code of a run by the status its manifest ends with (see the table above)
 EXIT_BY_STATUS = {"completed": EXIT_OK, "stopped": EXIT_OK, "failed": EXIT_FAILED, "incomplete": EXIT_INCOMPLETE,
                   "interrupted": EXIT_INTERRUPTED}
 #: set by `synthloop --verbose`: tracebacks are shown
-VERBOSE = progress.verbose()
+VERBOSE = verbose()
 
 T = TypeVar("T")
 
@@ -170,8 +170,8 @@ def friendly_errors() -> Iterator[None]:
 
 def _log_hint(exc: BaseException) -> str:
     """An engine's error: where its own output went (the run's log file), if it went to one."""
+    from synthloop.console.output import last_log_path
     from synthloop.engines.types import EngineError
-    from synthloop.progress import last_log_path
 
     path = last_log_path()
     return f" (engine output: {path})" if isinstance(exc, EngineError) and path is not None else ""

@@ -46,7 +46,7 @@ def generate(
     quiet_libraries()
     from synthloop import engines, synth
     from synthloop.configs import dump_yaml
-    from synthloop.progress import library_output
+    from synthloop.console.output import library_output
     from synthloop.runs.run_dir import RunDir
     from synthloop.synth.generate import check_inputs, run_identity
     from synthloop.synth.generate import generate as run_generate

@@ -40,8 +40,8 @@ def train(config: ConfigArg, set_: SetOption = None, resume: ResumeOption = "if-
     """
     quiet_libraries()
     from synthloop.configs import dump_yaml
+    from synthloop.console.progress import make_progress
     from synthloop.judges.commands import JudgeTrainConfig, train_reward_model
-    from synthloop.progress import make_progress
 
     cfg = load(JudgeTrainConfig, config, set_)
     run_path = cfg.output_dir / (cfg.name or config.stem)

@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 
 from synthloop.cli.common import SetOption, fail, quiet_libraries, quiet_training_libraries
 from synthloop.cli.common import out as _out
-from synthloop.progress import new_console, say
+from synthloop.console.output import new_console, say
 
 # the round table is wide: when stdout is not a terminal (CI logs, pipes) do not squeeze it into 80 columns
 out = _out if _out.is_terminal else new_console(width=200)
@@ -67,9 +67,9 @@ def run(
     quiet_training_libraries()
     from synthloop.cli.common import load
     from synthloop.configs import dump_yaml
+    from synthloop.console.output import library_output
     from synthloop.loops.config import LoopConfig
     from synthloop.loops.controller import LoopController, loop_identity
-    from synthloop.progress import library_output
     from synthloop.runs.run_dir import RunDir
 
     cfg = load(LoopConfig, config, set_)

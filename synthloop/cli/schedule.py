@@ -100,7 +100,7 @@ def run(
 
 def _once(cfg, config: Path, directory: Path, resume: str) -> None:
     from synthloop.configs import dump_yaml
-    from synthloop.progress import library_output
+    from synthloop.console.output import library_output
     from synthloop.runs.lock import EXIT_LOCKED, Locked
     from synthloop.schedule.inbox import InboxError
     from synthloop.schedule.tick import run_tick, tick_summary

@@ -52,7 +52,7 @@ class Engine(ABC):
         """Run a batch: everything is submitted before anything is awaited, so the engine stays full."""
         futures = [self.submit(r) for r in requests]
         if progress:
-            from synthloop.progress import wait_with_progress
+            from synthloop.console.progress import wait_with_progress
 
             wait_with_progress(futures, progress)
         return [f.result() for f in futures]
@@ -71,7 +71,7 @@ class Engine(ABC):
         `result.token_logprobs` the per-token values."""
         futures = [self.submit_score(r) for r in requests]
         if progress:
-            from synthloop.progress import wait_with_progress
+            from synthloop.console.progress import wait_with_progress
 
             wait_with_progress(futures, progress)
         return [f.result() for f in futures]

@@ -56,7 +56,8 @@ class EnginePool:
             return running[0]
         if self.exclusive:
             self.close()
-        from synthloop import engines, progress
+        from synthloop import engines
+        from synthloop.console import progress
 
         started, kind = time.time(), engines.resolve_kind(config.kind)
         progress.status(f"starting the {kind} engine ({role}: {_short(config.model)})")  # shown while it starts

@@ -63,7 +63,7 @@ class RoundContext:
     @contextlib.contextmanager
     def bar(self, label: str, total: int | None, unit: str = "records") -> Iterator[Callable[[int], None]]:
         """A progress bar of the stage (a row of its live display): yields `advance(n=1)`."""
-        from synthloop.progress import bar
+        from synthloop.console.progress import bar
 
         with bar(label, total, unit=unit, enabled=self.progress) as b:
             yield b.advance

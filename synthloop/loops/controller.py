@@ -26,8 +26,8 @@ from typing import Any
 
 import psutil
 
-from synthloop import progress
 from synthloop.configs import output_view
+from synthloop.console import output, progress
 from synthloop.engines.pool import EnginePool
 from synthloop.judges.panel import Panel
 from synthloop.loops.config import LoopConfig, StopRule
@@ -110,7 +110,7 @@ class LoopController:
             if stage.frees_engine:
                 self.engines.close()
             label = f"round {r} · {stage.name}"
-            progress.note(f"{label} ({i + 1}/{len(stages)})")
+            output.note(f"{label} ({i + 1}/{len(stages)})")
             self.run.update_manifest(status="running", round=r, stage=stage.name)
             self.meter.reset()
             started = time.time()

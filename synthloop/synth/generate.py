@@ -32,9 +32,9 @@ from typing import Any
 
 import dspy
 
+from synthloop.console.progress import RateMeter, bar
 from synthloop.engines.base import Engine
 from synthloop.engines.types import Sampling
-from synthloop.progress import RateMeter, bar
 from synthloop.runs.cache import CachedEngine, RequestCache
 from synthloop.runs.fingerprint import engine_identity
 from synthloop.runs.jsonl import AppendLog, next_part

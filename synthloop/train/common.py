@@ -199,7 +199,7 @@ def _callback_class():
             self.last: dict[str, float] = {}
 
         def on_train_begin(self, args, state, control, **kwargs):
-            from synthloop.progress import bar
+            from synthloop.console.progress import bar
 
             self.progress = self.bar.enter_context(bar(self.label, state.max_steps, unit="steps",
                                                        completed=state.global_step, enabled=self.show_progress))
