@@ -1,5 +1,6 @@
-"""What the SFT, DPO and GRPO steps share: device and precision defaults, loading the policy, LoRA, a
-progress bar and a per-step log, time-based resumable checkpoints, and the final checkpoint.
+"""What the SFT, DPO and GRPO steps share: device and precision defaults, loading the policy, LoRA, the TRL
+arguments, the step's data, and the flow (`run_training`); checkpoints, the step log and the final model are in
+checkpoints.py.
 
 A step writes into its output directory:
 
@@ -17,7 +18,6 @@ is complete once its trainer_state.json, written last, exists).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import time
@@ -28,8 +28,15 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from synthloop.memory import PeakRSS, release_memory
-from synthloop.runs.jsonl import AppendLog, atomic_write, read_jsonl
+from synthloop.runs.jsonl import atomic_write, read_jsonl
 from synthloop.train import launch
+from synthloop.train.checkpoints import (
+    checkpoint_callback,
+    checkpoint_step,
+    last_complete_checkpoint,
+    save_final,
+    truncate_log,
+)
 from synthloop.train.config import LoraSettings, Precision, TrainCommon
 
 DataLike = Any  # a datasets.Dataset, a list of dicts, or a path to a .jsonl/.json/.parquet file
@@ -149,97 +156,6 @@ def as_dataset(data: DataLike):
     return datasets.Dataset.from_list(rows)
 
 
-# -- checkpoints, log, progress ---------------------------------------------------------------------
-def last_complete_checkpoint(trainer_dir: Path, clean: bool = True) -> Path | None:
-    """The newest checkpoint whose trainer_state.json exists; incomplete ones (a kill while saving) are removed
-    (with `clean`: by one process only when several train together)."""
-    if not trainer_dir.is_dir():
-        return None
-    found = []
-    for path in trainer_dir.glob("checkpoint-*"):
-        try:
-            found.append((int(path.name.split("-")[1]), path))
-        except (IndexError, ValueError):
-            continue
-    best = None
-    for _, path in sorted(found, reverse=True):
-        if best is None and (path / "trainer_state.json").is_file():
-            best = path
-        elif best is None and clean:
-            shutil.rmtree(path, ignore_errors=True)
-    return best
-
-
-def _checkpoint_step(path: Path) -> int:
-    return int(path.name.split("-")[1])
-
-
-def _truncate_log(log: Path, last_step: int) -> None:
-    """A resumed step redoes the steps after its checkpoint: drop their log lines so none is doubled."""
-    if not log.is_file():
-        return
-    kept = [row for row in read_jsonl(log) if row.get("step", 0) <= last_step]
-    atomic_write(log, "".join(json.dumps(row) + "\n" for row in kept))
-
-
-def _callback_class():
-    from transformers import TrainerCallback
-
-    class CheckpointAndLog(TrainerCallback):
-        """Time-based checkpoints, a log line per logged step, and a progress bar."""
-
-        def __init__(self, log_path: Path, every_s: float, label: str, show_progress: bool):
-            self.log = AppendLog(log_path)
-            self.every_s = every_s
-            self.label = label
-            self.last_save = time.monotonic()
-            self.show_progress = show_progress
-            self.bar = contextlib.ExitStack()
-            self.progress = None
-            self.last: dict[str, float] = {}
-
-        def on_train_begin(self, args, state, control, **kwargs):
-            from synthloop.console.progress import bar
-
-            self.progress = self.bar.enter_context(bar(self.label, state.max_steps, unit="steps",
-                                                       completed=state.global_step, enabled=self.show_progress))
-
-        def on_step_end(self, args, state, control, **kwargs):
-            due = time.monotonic() - self.last_save >= self.every_s and state.global_step < state.max_steps
-            if launch.world_size() > 1:  # every process saves together: process 0's clock decides
-                from accelerate.utils import broadcast_object_list
-
-                due = broadcast_object_list([due], from_process=0)[0]
-            if due:
-                control.should_save = True
-            if self.progress is not None:
-                detail = " · ".join(f"{k} {v:.3g}" for k, v in self.last.items())
-                self.progress.update(completed=state.global_step, detail=detail)
-
-        def on_save(self, args, state, control, **kwargs):
-            self.last_save = time.monotonic()
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if not state.is_world_process_zero:
-                return
-            logs = dict(logs or {})
-            numeric = {k: float(v) for k, v in logs.items() if isinstance(v, int | float)}
-            self.log.write({"step": state.global_step, **numeric})
-            for key in ("loss", "reward", "rewards/mean", "rewards_mean", "train_loss"):
-                if key in numeric:
-                    self.last[key] = numeric[key]
-
-        def on_train_end(self, args, state, control, **kwargs):
-            self.close()
-
-        def close(self):
-            self.progress = None
-            self.bar.close()
-            self.log.close()
-
-    return CheckpointAndLog
-
-
 # -- the shared flow --------------------------------------------------------------------------------
 def finished(out: str | Path) -> TrainResult | None:
     """The result of a finished step in `out`, or None."""
@@ -305,7 +221,7 @@ def run_training(
     precision = resolve_precision(settings.precision)
     resume = last_complete_checkpoint(out / "trainer", clean=main)
     if resume is not None and main:
-        _truncate_log(out / "log.jsonl", _checkpoint_step(resume))
+        truncate_log(out / "log.jsonl", checkpoint_step(resume))
         if log:
             log(f"{method}: resuming from {resume.name}")
     elif main and (out / "log.jsonl").exists():
@@ -313,7 +229,7 @@ def run_training(
     started = time.time()
     meter = PeakRSS().start()
     policy, tokenizer = load_policy(model, precision)
-    callback = _callback_class()(out / "log.jsonl", settings.checkpoint_every_minutes * 60, method, progress and main)
+    callback = checkpoint_callback(out / "log.jsonl", settings.checkpoint_every_minutes * 60, method, progress and main)
     with _env("TENSORBOARD_LOGGING_DIR", str(out / "tensorboard")):  # read when the trainer builds its callback
         trainer = build_trainer(policy, tokenizer, trl_args(settings, out, precision), peft_config(settings.lora),
                                 [callback], dataset)
@@ -323,7 +239,7 @@ def run_training(
     try:
         output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
         steps = trainer.state.global_step
-        checkpoint = _save_final(trainer, tokenizer, out, settings.lora, main)
+        checkpoint = save_final(trainer, tokenizer, out, settings.lora, main)
     finally:
         callback.close()
     if not main:  # process 0 writes the result; the others are done
@@ -340,7 +256,7 @@ def run_training(
     result = TrainResult(
         method=method, base_model=str(model), checkpoint=str(checkpoint),
         adapter_only=settings.lora is not None and not settings.lora.merge, examples=examples, steps=steps,
-        seconds=round(time.time() - started, 2), resumed_from_step=_checkpoint_step(resume) if resume else None,
+        seconds=round(time.time() - started, 2), resumed_from_step=checkpoint_step(resume) if resume else None,
         train_loss=getattr(output, "training_loss", None), first_loss=losses[0] if losses else None,
         last_loss=losses[-1] if losses else None, metrics=last, peak_rss_gib=round(meter.peak_gib, 3),
         device="cuda" if on_gpu() else "cpu", precision=precision,
@@ -367,61 +283,3 @@ def _env(key: str, value: str) -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = before
-
-
-def _save_final(trainer, tokenizer, out: Path, lora: LoraSettings | None, main: bool = True) -> Path:
-    """Write model/ atomically (a temporary directory renamed at the end); with several processes, by process 0
-    (under ZeRO-3 or FSDP every process takes part in gathering the sharded weights)."""
-    final, tmp = out / "model", out / ".model-tmp"
-    if launch.world_size() > 1 and _sharded(trainer):
-        return _save_sharded(trainer, tokenizer, out, lora, main)
-    if not main:
-        return final
-    shutil.rmtree(tmp, ignore_errors=True)
-    model = trainer.model
-    if lora is not None and lora.merge:
-        model = model.merge_and_unload()
-    if hasattr(model, "config"):
-        model.config.use_cache = True  # training turns it off; generation wants it
-    model.save_pretrained(str(tmp))
-    tokenizer.save_pretrained(str(tmp))
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    return final
-
-
-def _sharded(trainer) -> bool:
-    from accelerate.utils import DistributedType
-
-    return trainer.accelerator.distributed_type in (DistributedType.DEEPSPEED, DistributedType.FSDP)
-
-
-def _save_sharded(trainer, tokenizer, out: Path, lora: LoraSettings | None, main: bool) -> Path:
-    """ZeRO-3 / FSDP: the trainer gathers the full weights (every process takes part) and process 0 writes them;
-    a LoRA adapter is then merged into its base on process 0. Not run on this project's CPU-only CI."""
-    final, tmp = out / "model", out / ".model-tmp"
-    if main:
-        shutil.rmtree(tmp, ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
-    trainer.save_model(str(tmp))
-    trainer.accelerator.wait_for_everyone()
-    if main:
-        if lora is not None and lora.merge:
-            from peft import AutoPeftModelForCausalLM
-
-            merged = AutoPeftModelForCausalLM.from_pretrained(str(tmp)).merge_and_unload()
-            shutil.rmtree(tmp)
-            merged.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-    trainer.accelerator.wait_for_everyone()
-    return final
-
-
-def messages_prompt(prompt: str | Iterable[dict[str, str]], system: str | None = None) -> list[dict[str, str]]:
-    """A prompt as chat messages: a plain string becomes one user turn (after an optional system turn)."""
-    msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else [dict(m) for m in prompt]
-    if system and (not msgs or msgs[0]["role"] != "system"):
-        msgs.insert(0, {"role": "system", "content": system})
-    return msgs
