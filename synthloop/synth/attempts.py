@@ -3,7 +3,7 @@
 `ItemAttempts.run(item, inputs)` runs `program.arun(inputs, call)` under the item's sample context, classifies a
 failure (`engines.failures.classify_failure`), retries with a fresh sample (after a backoff when transient) up to
 `max_attempts`, and returns `(item, record, error)`: the record with its `id` and `provenance`, or the last failed
-attempt. Failed attempts that were retried go to `on_retry_error`. The local runner (`synth.generate`) calls it in
+attempt. Failed attempts that were retried go to `on_retry_error`. The local runner (`synth.runner`) calls it in
 its own process; on a Ray cluster each replica calls it against its own engine (`synth.ray_executor`), and the
 driver writes what comes back, so both produce the same records.
 """
