@@ -1,6 +1,6 @@
 """What the generation runner and an executor that runs items elsewhere (a Ray cluster) say to each other.
 
-The driver (`synth.generate`, `synth.runner.Runner.run_remote`) keeps the run directory: it decides which items are pending
+The driver (`synth.runner.Runner.run_remote`) keeps the run directory: it decides which items are pending
 (resume skips finished ones), hands them to `RemoteItems.results` as `(item, inputs)` pairs, and writes what comes
 back (records, filtered records, errors, the program's `accept`/`remember`) exactly as a local run does. The
 replicas build the program and their own engine from an `AttemptSpec` and run `attempts.ItemAttempts` on each item.
