@@ -58,6 +58,23 @@ def test_artifact_roundtrip_and_judge_interface(trained, tmp_path):
         RewardModel.load(tmp_path)
 
 
+def test_a_judge_with_fewer_encoder_layers_learns_and_reloads_with_them(tmp_path):
+    """`model.encoder_layers: 2` keeps MiniLM's first 2 of 6 layers: it still learns the planted preference, is
+    saved with 2 layers and reloads with them (same scores); asking for more layers than exist is one clear error."""
+    rm = RewardModel.create(max_prompt_tokens=16, max_response_tokens=32, inference_dtype="float32", encoder_layers=2)
+    assert len(rm.net.encoder.encoder.layer) == 2
+    train, test = planted(TOPICS[:16]), planted(TOPICS[16:])
+    rm.fit(train, TrainConfig(epochs=3, batch_size=8, lr=1e-4, head_lr=3e-3))
+    assert rm.accuracy(test) >= 0.95
+    again = RewardModel.load(rm.save(tmp_path / "two"))
+    assert len(again.net.encoder.encoder.layer) == 2 and again.config.encoder_layers == 2
+    items = [JudgeItem(prompt=p.prompt, response=p.chosen) for p in test[:3]]
+    assert all(math.isclose(a.score, b.score, abs_tol=1e-4) for a, b in zip(rm.score(items), again.score(items),
+                                                                              strict=True))
+    with pytest.raises(ValueError, match="encoder_layers: 7, but all-minilm-l6-v2 has 6 layers"):
+        RewardModel.create(encoder_layers=7)
+
+
 def test_trl_reward_function_signature(trained):
     rm, *_ = trained
     reward = rm.as_reward_function()

@@ -97,6 +97,13 @@ class RewardModel(ScalarRewardJudge):
         source = encoder_path(config.encoder)
         tokenizer = AutoTokenizer.from_pretrained(source)
         encoder = AutoModel.from_pretrained(source, dtype=torch.float32)
+        if config.encoder_layers is not None:
+            layers = encoder.encoder.layer  # BERT-family backbones (MiniLM, mpnet)
+            if config.encoder_layers > len(layers):
+                raise ValueError(f"model.encoder_layers: {config.encoder_layers}, but {config.encoder} has "
+                                 f"{len(layers)} layers")
+            encoder.encoder.layer = layers[: config.encoder_layers]
+            encoder.config.num_hidden_layers = config.encoder_layers  # saved with it: a load builds N layers
         return cls(_Net(encoder, config.head_hidden, config.dropout), tokenizer, config)
 
     def save(self, path: str | Path) -> Path:

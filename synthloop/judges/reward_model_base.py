@@ -33,6 +33,9 @@ class RewardModelConfig(Config):
     encoder: str = Field(DEFAULT_ENCODER, description="Backbone: all-minilm-l6-v2 (offline, from its wheel), "
                                                       "smollm2-135m-instruct (cross_encoder only), a local "
                                                       "directory, or a hub id.")
+    encoder_layers: int | None = Field(
+        None, ge=1, description="Keep only the backbone's first N transformer layers (bi_encoder; set when the judge "
+        "is created, then saved with it): scoring cost falls about in proportion. None: all of them.")
     max_prompt_tokens: int = Field(64, ge=8, le=512, description="Prompt tokens kept (the end of the conversation).")
     max_response_tokens: int = Field(96, ge=8, le=512, description="Response tokens kept (its start).")
     head_hidden: int = Field(256, ge=8, description="Width of the scalar head's hidden layer.")
