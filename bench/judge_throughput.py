@@ -8,7 +8,11 @@ alpaca_eval_prefs (long instruction answers, ~300 tokens before truncation), in 
 (bfloat16, truncation, length-sorted batches, one encoding per distinct prompt), then at longer inputs (128 prompt
 / 256 response tokens, the study's `long` variant) to show what they would cost, and GRPO-shaped (8 completions
 share a prompt). The generator's rate is synthloop's vLLM runner on SmolLM2-135M from
-bench/results/engine_overhead.json (records/s = items / seconds). Saves bench/results/judge_throughput.json.
+bench/results/engine_overhead.json (records/s = items / seconds), or, with `--generator N`, measured in the same
+run: the runner answers N requests (engine_overhead's mix, max 128 tokens) and the judge then scores exactly those
+records, one reward per record as a loop's panel does. Saves bench/results/judge_throughput.json.
+
+    JUDGE_MODEL=.cache/bench/judge_large/model python bench/judge_throughput.py --generator 512
 """
 
 from __future__ import annotations
@@ -46,8 +50,53 @@ def generator_rate() -> dict:
             "source": "bench/results/engine_overhead.json: vllm.synthloop (SmolLM2-135M, synthloop's runner)"}
 
 
+def same_run_generator(n: int, rm) -> dict:
+    """The generator in this run (synthloop's runner, vLLM, SmolLM2-135M bf16, engine_overhead's requests and
+    max_tokens) and the judge scoring exactly its records, after a 64-request warm-up."""
+    import tempfile
+
+    from common import RespondProgram
+    from engine_overhead import prompts
+
+    from synthloop.engines import EngineConfig, Sampling, registry
+    from synthloop.engines.vllm_engine import VLLMEngine
+    from synthloop.judges.base import JudgeItem
+    from synthloop.runs.run_dir import RunDir
+    from synthloop.synth.generate import generate
+
+    texts = prompts(n + 64)
+    engine = VLLMEngine(registry.prepare("smollm2-135m-instruct"), name="smollm2-135m-instruct",
+                        config=EngineConfig(kind="vllm", dtype="bfloat16", kv_cache_gib=1.0))
+    sampling = Sampling(temperature=0.7, max_tokens=128)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            generate(RespondProgram(), engine=engine, run=Path(scratch) / "warmup", sampling=sampling,
+                     inputs=({"request": t} for t in texts[n:]), progress=False)
+            started = time.perf_counter()
+            summary = generate(RespondProgram(), engine=engine, run=Path(scratch) / "run", sampling=sampling,
+                               inputs=({"request": t} for t in texts[:n]), progress=False)
+            seconds = time.perf_counter() - started
+        finally:
+            engine.close()
+        records = list(RunDir(Path(scratch) / "run").iter_records())
+    items = [JudgeItem(prompt=r["request"], response=r["response"]) for r in records]
+    judge_seconds = timed(lambda: rm.score(items))
+    return {"records": len(records), "seconds": round(seconds, 2),
+            "records_per_second": round(len(records) / seconds, 2),
+            "output_tokens_per_record": round(summary.output_tokens / max(1, len(records)), 1),
+            "judge_records_per_second_on_these_records": round(len(items) / judge_seconds, 1),
+            "source": f"measured in this run: synthloop generate, RespondProgram, vLLM bf16, {n} requests"}
+
+
 def main() -> None:
+    import argparse
+
     import torch
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--generator", type=int, default=0, metavar="N",
+                    help="measure the generator in this run on N requests (0: take it from engine_overhead.json)")
+    args = ap.parse_args()
 
     from synthloop.cli.common import quiet_libraries
 
@@ -68,7 +117,8 @@ def main() -> None:
                                  "note": os.environ.get("BENCH_NOTE", "shared 2-core machine; other engineers' jobs "
                                                                      "may have run meanwhile")},
                      "model": str(model), "judge": rm.describe() | {"config": rm.config.model_dump(mode="json")},
-                     "pairs_per_set": N_PAIRS, "command": "python bench/judge_throughput.py"}
+                     "pairs_per_set": N_PAIRS,
+                     "command": "python bench/judge_throughput.py " + " ".join(sys.argv[1:])}
     rates: dict = {}
     for name, items in sets.items():
         rates[name] = round(len(items) / timed(lambda items=items: rm.compare(items)), 1)
@@ -84,8 +134,11 @@ def main() -> None:
     grpo = timed(lambda: reward(prompts=[p for p in prompts for _ in range(8)], completions=completions))
     rates["grpo_completions_per_second_hh"] = round(len(completions) / grpo, 1)
     results["pairs_per_second"] = rates
-    gen = generator_rate()
+    gen = same_run_generator(args.generator, rm) if args.generator else generator_rate()
     results["generator"] = gen
+    if args.generator:
+        results["judge_records_per_second_to_generator_records_per_second"] = round(
+            gen["judge_records_per_second_on_these_records"] / gen["records_per_second"], 1)
     slowest = min(rates["hh_rlhf"], rates["alpaca_eval_prefs"])
     results["judge_pairs_per_second_slowest_set"] = slowest
     results["ratio_to_generator_records_per_second"] = round(slowest / gen["records_per_second"], 1)
