@@ -37,6 +37,13 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: float = 600) -> subprocess.Co
     )
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default. A shell without job control starts a background job
+    (`make test &`) with SIGINT ignored, every process below inherits that, and Python then never raises
+    KeyboardInterrupt; a Ctrl-C test's command must take SIGINT as it does in a user's terminal."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def popen_cli(*args: str, cwd: Path = ROOT) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "synthloop", *args],
@@ -45,6 +52,7 @@ def popen_cli(*args: str, cwd: Path = ROOT) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_default_sigint,
     )
 
 
