@@ -32,11 +32,10 @@ from typing import Annotated, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from synthloop.console.output import console, out, verbose
+from synthloop.console.output import console, verbose
 
-#: our consoles (stderr: lines and progress; stdout: tables); they stay on the terminal while library output goes
-#: to a run's log file (synthloop.console.output.library_output)
-__all__ = ["console", "out"]  # re-exported for the commands: one import for what every command uses
+#: `console` (stderr: lines and progress) and `out` (stdout: tables) live in synthloop.console.output; they stay on the
+#: terminal while library output goes to a run's log file (library_output there)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 #: the exit code of a run by the status its manifest ends with (see the table above)

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from synthloop.cli.common import SetOption, console, load, out, quiet_libraries
+from synthloop.cli.common import SetOption, load, quiet_libraries
 from synthloop.cli.generate import ResumeOption
+from synthloop.console.output import console, out
 
 
 def compile_cmd(

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from synthloop.cli.common import SetOption, console, quiet_libraries
+from synthloop.cli.common import SetOption, quiet_libraries
+from synthloop.console.output import console
 
 ResumeOption = Annotated[str, typer.Option("--resume", help="if-unchanged | always | never (see `generate`).")]
 

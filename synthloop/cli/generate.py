@@ -11,7 +11,8 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from synthloop.cli.common import SetOption, console, exit_for, load, quiet_libraries
+from synthloop.cli.common import SetOption, exit_for, load, quiet_libraries
+from synthloop.console.output import console
 
 ResumeOption = Annotated[
     str,

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from synthloop.cli.common import SetOption, console, load, quiet_libraries
+from synthloop.cli.common import SetOption, load, quiet_libraries
+from synthloop.console.output import console
 
 app = typer.Typer(help="Judges: train the MiniLM reward model, measure any judge against human preferences, "
                        "score records.", no_args_is_help=True)

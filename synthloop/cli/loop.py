@@ -10,8 +10,8 @@ import typer
 from typer.core import TyperGroup
 
 from synthloop.cli.common import SetOption, fail, quiet_libraries, quiet_training_libraries
-from synthloop.cli.common import out as _out
 from synthloop.console.output import new_console, say
+from synthloop.console.output import out as _out
 
 # the round table is wide: when stdout is not a terminal (CI logs, pipes) do not squeeze it into 80 columns
 out = _out if _out.is_terminal else new_console(width=200)

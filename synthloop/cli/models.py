@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from synthloop.cli.common import console, out, quiet_libraries
+from synthloop.cli.common import quiet_libraries
+from synthloop.console.output import console, out
 
 app = typer.Typer(
     help="Registered models: the embedded default (offline) and the tiny test model.", no_args_is_help=True

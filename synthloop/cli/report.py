@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from synthloop.cli.common import console, fail, out
+from synthloop.cli.common import fail
+from synthloop.console.output import console, out
 
 
 def report(

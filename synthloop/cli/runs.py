@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from synthloop.cli.common import console, fail, open_run, out, quiet_libraries
+from synthloop.cli.common import fail, open_run, quiet_libraries
+from synthloop.console.output import console, out
 
 app = typer.Typer(help="Inspect and export run directories.", no_args_is_help=True)
 

@@ -9,8 +9,9 @@ from typing import Annotated
 
 import typer
 
-from synthloop.cli.common import SetOption, console, fail, load, out, quiet_libraries, quiet_training_libraries
+from synthloop.cli.common import SetOption, fail, load, quiet_libraries, quiet_training_libraries
 from synthloop.cli.loop import RunByDefault
+from synthloop.console.output import console, out
 
 app = typer.Typer(
     cls=RunByDefault,

@@ -12,7 +12,8 @@ from typing import Annotated
 
 import typer
 
-from synthloop.cli.common import SetOption, console, fail, out
+from synthloop.cli.common import SetOption, fail
+from synthloop.console.output import console, out
 
 
 def serve(

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from synthloop.cli.common import console, fail, open_run, out, quiet_libraries
+from synthloop.cli.common import fail, open_run, quiet_libraries
+from synthloop.console.output import console, out
 
 app = typer.Typer(
     help="Instruct-SkillMix skills: build the inventory from a skill_extraction run, show it, check coverage.\n\n"
