@@ -82,10 +82,15 @@ def finish(proc: subprocess.Popen, config: Path) -> str:
 def wait_for_progress(proc: subprocess.Popen, run: RunDir, before: int) -> float:
     """Block until the launch has written a record past `before` (or ended); returns that moment."""
     while proc.poll() is None:
-        if run.exists() and sum(len(v) for v in outcomes(run).values()) > before:
+        if outcome_count(run) > before:
             break
         time.sleep(0.1)
     return time.time()
+
+
+def outcome_count(run: RunDir) -> int:
+    """Outcome lines on disk so far (0 before the run directory exists)."""
+    return sum(len(v) for v in outcomes(run).values()) if run.exists() else 0
 
 
 def outcomes(run: RunDir) -> dict[int, list]:
@@ -141,7 +146,7 @@ def main() -> None:
                 kills, launches, killed_after = 0, 0, []
                 run = RunDir(scratch / "runs" / name)
                 for phase, delay in plan:
-                    before = sum(len(v) for v in outcomes(run).values()) if run.exists() else 0
+                    before = outcome_count(run)
                     proc = launch(config)
                     launches += 1
                     try:
@@ -156,11 +161,11 @@ def main() -> None:
                         proc.send_signal(signal.SIGKILL)
                         proc.wait()
                         kills += 1
-                        done = sum(len(v) for v in outcomes(run).values()) if run.exists() else 0
+                        done = outcome_count(run)
                         killed_after.append({"phase": phase, "outcomes_on_disk": done} if phase == "writing"
                                             else {"phase": phase, "after_s": delay})
                     finish(proc, config)
-                before_final = sum(len(v) for v in outcomes(run).values()) if run.exists() else 0
+                before_final = outcome_count(run)
                 final = launch(config)
                 launches += 1
                 final.wait(timeout=1800)
